@@ -1,0 +1,92 @@
+"""The topic catalogue: the single source of truth for names, partitions, keys and owners.
+
+Topic names are ``<owner>.<family>.v<major>``. Every consuming service has its own dead-letter topic
+``<service>.dead-letter.v1``: a message can be poison for one consumer and fine for another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .envelope import EventData
+from .escalation import SlaClockStartedV1
+from .intake import TicketDispatchedV1, TicketReceivedV1
+from .notify import NotificationFailedV1, NotificationSentV1
+from .routing import DispatchAssignedV1, DispatchNeedsManualV1
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    owner: str
+    partitions: int
+    key: str
+    description: str
+    events: tuple[type[EventData], ...] = ()
+    retention_ms: int = WEEK_MS
+    consumers: tuple[str, ...] = field(default=())
+
+
+TICKETS = Topic(
+    "intake.tickets.v1",
+    "intake",
+    6,
+    "ticket id",
+    "Work-order lifecycle (工单流转).",
+    (TicketReceivedV1, TicketDispatchedV1),
+    consumers=("routing", "escalation", "notify"),
+)
+DISPATCH = Topic(
+    "routing.dispatch.v1",
+    "routing",
+    6,
+    "ticket id",
+    "Dispatch decisions (派单).",
+    (DispatchAssignedV1, DispatchNeedsManualV1),
+    consumers=("intake",),
+)
+SLA = Topic(
+    "escalation.sla.v1",
+    "escalation",
+    6,
+    "ticket id",
+    "SLA clocks, warnings and breaches.",
+    (SlaClockStartedV1,),
+    consumers=("notify",),
+)
+NOTIFICATIONS = Topic(
+    "notify.notifications.v1",
+    "notify",
+    6,
+    "ticket id (notification id when no ticket)",
+    "Delivery outcomes of SMS and WeChat messages.",
+    (NotificationSentV1, NotificationFailedV1),
+)
+
+SERVICES = ("intake", "routing", "escalation", "notify")
+
+
+def dead_letter(service: str) -> Topic:
+    return Topic(
+        f"{service}.dead-letter.v1",
+        service,
+        1,
+        "the original key",
+        f"Messages {service} could not read or kept failing on; original topic/partition/offset and the "
+        "error are in dlq_* headers. Replayed with `python -m gridline_messaging.dlq replay`.",
+        retention_ms=4 * WEEK_MS,
+    )
+
+
+EVENT_TOPICS: tuple[Topic, ...] = (TICKETS, DISPATCH, SLA, NOTIFICATIONS)
+DEAD_LETTER_TOPICS: tuple[Topic, ...] = tuple(dead_letter(s) for s in SERVICES)
+ALL_TOPICS: tuple[Topic, ...] = EVENT_TOPICS + DEAD_LETTER_TOPICS
+
+
+def topic_for(event: type[EventData]) -> Topic:
+    for t in EVENT_TOPICS:
+        if event in t.events:
+            return t
+    raise KeyError(f"{event.TYPE} v{event.VERSION} is on no topic")
