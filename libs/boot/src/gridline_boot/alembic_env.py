@@ -26,7 +26,7 @@ def run(target_metadata: MetaData | None = None) -> None:
             include_schemas=False,
         )
         with context.begin_transaction():
-            context.run_migrations(schema=schema)
+            context.run_migrations()
 
     async def main() -> None:
         engine = create_async_engine(url)

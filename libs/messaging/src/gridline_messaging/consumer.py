@@ -85,6 +85,7 @@ class Consumer:
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 10.0,
         batch_max: int = 200,
+        dead_letter_topic: str | None = None,
     ) -> None:
         self.service = service
         self.topics = list(topics)
@@ -98,7 +99,7 @@ class Consumer:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.batch_max = batch_max
-        self.dead_letter_topic = dead_letter(service).name
+        self.dead_letter_topic = dead_letter_topic or dead_letter(service).name
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[TopicPartition, int] = {}  # processed but not yet committed

@@ -64,9 +64,9 @@ def _to_dead_letter(rec: ConsumerRecord[bytes, bytes], replayed_below: int) -> D
 
 
 async def _read_all(
-    bootstrap: str, service: str, group: str | None
+    bootstrap: str, service: str, group: str | None, topic: str | None = None
 ) -> tuple[list[ConsumerRecord[bytes, bytes]], AIOKafkaConsumer, TopicPartition]:
-    topic = dead_letter(service).name
+    topic = topic or dead_letter(service).name
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     tp = TopicPartition(topic, 0)  # dead-letter topics have one partition: a total order to replay in
@@ -80,8 +80,8 @@ async def _read_all(
     return out, consumer, tp
 
 
-async def list_dead_letters(bootstrap: str, service: str) -> list[DeadLetter]:
-    records, consumer, tp = await _read_all(bootstrap, service, f"{service}.dlq-replay")
+async def list_dead_letters(bootstrap: str, service: str, topic: str | None = None) -> list[DeadLetter]:
+    records, consumer, tp = await _read_all(bootstrap, service, f"{service}.dlq-replay", topic)
     try:
         committed = await consumer.committed(tp) or 0
     finally:
@@ -89,9 +89,11 @@ async def list_dead_letters(bootstrap: str, service: str) -> list[DeadLetter]:
     return [_to_dead_letter(r, committed) for r in records]
 
 
-async def replay(bootstrap: str, service: str, offsets: set[int] | None = None) -> list[DeadLetter]:
+async def replay(
+    bootstrap: str, service: str, offsets: set[int] | None = None, topic: str | None = None
+) -> list[DeadLetter]:
     group = f"{service}.dlq-replay"
-    records, consumer, tp = await _read_all(bootstrap, service, group)
+    records, consumer, tp = await _read_all(bootstrap, service, group, topic)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
     replayed: list[DeadLetter] = []

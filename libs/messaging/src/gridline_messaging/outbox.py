@@ -40,11 +40,14 @@ def channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
-async def add(session: AsyncSession, table: Table, envelopes: Iterable[Envelope[Any]]) -> int:
+async def add(
+    session: AsyncSession, table: Table, envelopes: Iterable[Envelope[Any]], *, topic: str | None = None
+) -> int:
+    """Queue events for publication in the caller's transaction; ``topic`` overrides the catalogue (tests)."""
     rows = [
         {
             "event_id": env.id,
-            "topic": topic_for(type(env.data)).name,
+            "topic": topic or topic_for(type(env.data)).name,
             "key": env.subject,
             "headers": [[k, v.decode()] for k, v in env.headers()],
             "payload": env.body(),
