@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,17 +24,23 @@ def main(
     settings_cls: type[S],
     create_app: Callable[[S], FastAPI],
     migrations_dir: Path,
+    extra_commands: Mapping[str, Callable[[S, list[str]], int]] | None = None,
 ) -> int:
+    extra = dict(extra_commands or {})
     parser = argparse.ArgumentParser(prog=f"python -m {migrations_dir.parent.name}")
-    parser.add_argument("command", choices=["run", "migrate", "downgrade", "check-settings"])
+    parser.add_argument("command", choices=["run", "migrate", "downgrade", "check-settings", *extra])
     parser.add_argument("--revision", default=None)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in extra:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        settings = settings_cls()  # type: ignore[call-arg]
+        settings = settings_cls()
     except ValidationError as exc:
         # Fail at boot with the field names, never half-start with a bad configuration.
         print(f"invalid configuration for {settings_cls.__name__}:\n{exc}", file=sys.stderr)
         return 2
+    if args.command in extra:
+        return extra[args.command](settings, rest)
     if args.command == "check-settings":
         print(settings.model_dump_json(indent=2))
         return 0

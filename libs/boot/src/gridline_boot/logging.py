@@ -45,7 +45,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # aiokafka logs every reconnect at ERROR/WARNING; keep its noise at WARNING.
-    for noisy in ("aiokafka", "kafka", "uvicorn.access"):
+    # httpx logs request URLs at INFO, and some provider URLs carry a phone number.
+    for noisy in ("aiokafka", "kafka", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel("WARNING")
 
 

@@ -1,0 +1,72 @@
+"""notify's HTTP API: recipients' contact data (admin) and delivery records per ticket."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gridline_boot.http import ApiError
+from gridline_pii import InvalidPhone, Keyring, mask_phone, normalize_phone
+
+from . import store
+
+
+class RecipientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(min_length=5, max_length=32)
+
+
+class RecipientOut(BaseModel):
+    tenant: str
+    kind: str
+    ref: str
+    name: str
+    masked_phone: str
+
+
+class NotificationOut(BaseModel):
+    id: uuid.UUID
+    template: str
+    recipient_kind: str
+    masked_recipient: str
+    status: str
+    attempts: int
+    provider: str | None
+    last_code: str | None
+
+
+def build_router(get_sessions: Any, get_pii: Any) -> APIRouter:
+    router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["notify"])
+    Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+    Pii = Annotated[Keyring, Depends(get_pii)]
+
+    @router.put("/recipients/{kind}/{ref}", response_model=RecipientOut)
+    async def put_recipient(tenant: str, kind: str, ref: str, body: RecipientIn, sessions: Sessions, pii: Pii) -> Any:
+        """Set who receives a unit's (or grid's) notifications. The number is sealed; only its mask comes back."""
+        if kind not in ("unit", "grid_staff", "supervisor"):
+            raise ApiError(422, "invalid_recipient_kind", "接收人类型应为 unit、grid_staff 或 supervisor")
+        try:
+            phone = normalize_phone(body.phone)
+        except InvalidPhone as exc:
+            raise ApiError(422, "invalid_phone", str(exc)) from exc
+        masked = mask_phone(phone)
+        async with sessions() as s, s.begin():
+            await store.upsert_recipient(s, tenant=tenant, kind=kind, ref=ref, name=body.name,
+                                         phone_sealed=pii.seal(phone, "recipient-phone"), masked=masked)
+        return RecipientOut(tenant=tenant, kind=kind, ref=ref, name=body.name, masked_phone=masked)
+
+    @router.get("/tickets/{ticket_id}/notifications", response_model=list[NotificationOut])
+    async def ticket_notifications(tenant: str, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
+        """Every notification about a ticket and where its delivery stands."""
+        async with sessions() as s:
+            rows = await store.list_for_ticket(s, tenant, ticket_id)
+        return [NotificationOut(id=r.id, template=r.template, recipient_kind=r.recipient_kind,
+                                masked_recipient=r.masked_recipient, status=r.status, attempts=r.attempts,
+                                provider=r.provider, last_code=r.last_code) for r in rows]
+
+    return router

@@ -1,0 +1,56 @@
+"""Kafka-driven use cases: turn events into notification rows (same transaction as the inbox)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gridline_contracts.envelope import Envelope
+from gridline_pii import Keyring, KeyringError, mask_phone
+
+from . import domain, store
+
+log = logging.getLogger(__name__)
+
+REPORTER_CONTACT = "reporter-contact"  # the purpose intake seals contact tokens with
+
+
+class Handlers:
+    def __init__(self, *, pii: Keyring, transit: Keyring) -> None:
+        self.pii = pii
+        self.transit = transit
+
+    async def on_ticket_received(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        await self._record(session, env, domain.on_ticket_received(env.id, env.data))
+
+    async def on_clock_started(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        await self._record(session, env, domain.on_clock_started(env.id, env.data))
+
+    async def _record(self, session: AsyncSession, env: Envelope[Any], requests: list[domain.NotificationRequest]) -> None:
+        for req in requests:
+            sealed, masked, status, error = await self._resolve(session, env.tenant, req.recipient)
+            await store.add_notification(
+                session, id=uuid.uuid4(), dedupe_key=req.dedupe_key, tenant=env.tenant, ticket_id=req.ticket_id,
+                channel="sms", template=req.template, params=req.params, recipient_kind=req.recipient.kind,
+                recipient_ref=req.recipient.ref, address_sealed=sealed, masked_recipient=masked, status=status,
+                last_code=error,
+            )
+
+    async def _resolve(self, session: AsyncSession, tenant: str, r: domain.Recipient) -> tuple[str | None, str, str, str | None]:
+        """(sealed phone, masked phone, status, error code): the number is re-sealed under notify's own key."""
+        if r.contact_token is not None:
+            try:
+                phone = self.transit.open(r.contact_token, REPORTER_CONTACT)
+            except KeyringError:
+                log.error("contact token does not open with the transit keyring")
+                return None, "—", "failed", "bad_contact_token"
+            return self.pii.seal(phone, "recipient-phone"), mask_phone(phone), "pending", None
+        row = await store.get_recipient(session, tenant, r.kind, r.ref)
+        if row is None:
+            log.warning("no %s recipient %s in tenant %s", r.kind, r.ref, tenant)
+            return None, "—", "failed", "no_recipient"
+        return row.phone_sealed, row.masked, "pending", None
+
