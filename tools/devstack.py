@@ -482,6 +482,7 @@ def _cluster_id() -> str:
 def start_kafka(root: Path = REPO_ROOT, *, workdir: Path | None = None, timeout: float = 90.0) -> KafkaHandle:
     """Start a fresh broker in a new run dir under workdir (default .devstack/)."""
     started = time.monotonic()
+    root = root.resolve()  # the JVM runs in the run dir: a relative classpath would not resolve
     ensure_kafka_libs(root)
     run_dir = Path(tempfile.mkdtemp(prefix="kafka-", dir=_workdir(root, workdir)))
     try:

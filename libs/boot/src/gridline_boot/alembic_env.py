@@ -24,6 +24,8 @@ def run(target_metadata: MetaData | None = None) -> None:
             target_metadata=target_metadata,
             version_table_schema=schema,
             include_schemas=False,
+            # Only this service's tables; alembic's own version table is never a model difference.
+            include_name=lambda name, type_, _parent: not (type_ == "table" and name == "alembic_version"),
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -1,12 +1,44 @@
-"""SLA clock events, owned by the escalation service (topic ``escalation.sla.v1``)."""
+"""SLA clock events, owned by the escalation service (topic ``escalation.sla.v1``).
+
+A clock's colour follows domain §1.4: ``sla.warned`` is the 黄牌 (yellow, deadline near),
+``sla.breached`` the 红牌 (red, overdue). ``sla.escalated`` is one rung of the supervision ladder
+(domain §5.2): who must be told, and what kind of supervision it is. Every timed event carries both
+the moment it was scheduled for and the moment it was detected, which differ after a backlog or a
+restart (late, never lost). ``extension_no`` tells the same milestone apart before and after an
+approved extension re-arms it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from .envelope import EventData
 from .registry import register
+
+# 催办 · 催办通知书 · 督办单 · 挂牌督办 · 通报 · 约谈 · 问责
+EscalationAction = Literal[
+    "reminder",
+    "overdue_notice",
+    "supervision_notice",
+    "pinned_supervision",
+    "circular",
+    "interview",
+    "accountability",
+]
+# 联络员 · 分管负责人 · 主要负责人 · 网格长 · 街道领导 · 包抓单位 · 包抓领导 · 区领导 · 督查组/12345 中心
+RecipientRole = Literal[
+    "unit_liaison",
+    "unit_deputy_head",
+    "unit_head",
+    "grid_head",
+    "street_leader",
+    "sponsor_unit",
+    "sponsor_leader",
+    "district_leader",
+    "supervisor",
+]
 
 
 class SlaClockStartedV1(EventData):
@@ -23,4 +55,137 @@ class SlaClockStartedV1(EventData):
     time_limit: str  # human form of the policy, e.g. "3 working days"
 
 
-register(SlaClockStartedV1)
+class SlaWarnedV1(EventData):
+    """黄牌: the time left reached the policy's warning threshold (``warn_at``)."""
+
+    TYPE = "sla.warned"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    grid_code: str | None = None
+    policy_key: str
+    warn_at: datetime
+    due_at: datetime
+    detected_at: datetime
+    extension_no: int = 0
+
+
+class SlaBreachedV1(EventData):
+    """红牌: the deadline ``due_at`` passed with the clock still running."""
+
+    TYPE = "sla.breached"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    grid_code: str | None = None
+    policy_key: str
+    due_at: datetime
+    detected_at: datetime
+    extension_no: int = 0
+
+
+class EscalationRaisedV1(EventData):
+    """One rung of the supervision ladder fired; notify tells every role in ``recipients``.
+
+    ``step_code`` is the ladder stage (E1…E7, domain §5.2); ``repeat_no`` counts repeats of a
+    repeating top step (0 = first time). ``(ticket_id, extension_no, step_index, repeat_no)`` is unique.
+    """
+
+    TYPE = "sla.escalated"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    grid_code: str | None = None
+    policy_key: str
+    step_index: int
+    step_code: str
+    action: EscalationAction
+    recipients: list[RecipientRole]
+    repeat_no: int = 0
+    scheduled_at: datetime
+    raised_at: datetime
+    due_at: datetime
+    extension_no: int = 0
+
+
+class SlaClockExtendedV1(EventData):
+    """An approved 延期 moved the deadline; the new ``due_at`` is the ticket's expected time."""
+
+    TYPE = "sla.clock_extended"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    policy_key: str
+    previous_due_at: datetime
+    due_at: datetime
+    warn_at: datetime
+    extended_at: datetime
+    extension_no: int
+    was_breached: bool
+
+
+class SlaClockPausedV1(EventData):
+    """The clock stopped counting (e.g. waiting for platform review); nothing fires until it resumes."""
+
+    TYPE = "sla.clock_paused"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    policy_key: str
+    paused_at: datetime
+    reason: str | None = None
+
+
+class SlaClockResumedV1(EventData):
+    """The clock counts again; the paused time was added to every deadline not yet reached."""
+
+    TYPE = "sla.clock_resumed"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    policy_key: str
+    paused_at: datetime
+    resumed_at: datetime
+    warn_at: datetime
+    due_at: datetime
+
+
+class SlaClockStoppedV1(EventData):
+    """The clock ended (办结, or the step it timed is done); ``on_time`` feeds 按期办结率."""
+
+    TYPE = "sla.clock_stopped"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    policy_key: str
+    started_at: datetime
+    due_at: datetime
+    stopped_at: datetime
+    on_time: bool
+    reason: str | None = None
+
+
+register(
+    SlaClockStartedV1,
+    SlaWarnedV1,
+    SlaBreachedV1,
+    EscalationRaisedV1,
+    SlaClockExtendedV1,
+    SlaClockPausedV1,
+    SlaClockResumedV1,
+    SlaClockStoppedV1,
+)

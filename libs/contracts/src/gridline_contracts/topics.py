@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .envelope import EventData
-from .escalation import SlaClockStartedV1
+from .escalation import (
+    EscalationRaisedV1,
+    SlaBreachedV1,
+    SlaClockExtendedV1,
+    SlaClockPausedV1,
+    SlaClockResumedV1,
+    SlaClockStartedV1,
+    SlaClockStoppedV1,
+    SlaWarnedV1,
+)
 from .intake import TicketDispatchedV1, TicketReceivedV1
 from .notify import NotificationFailedV1, NotificationSentV1
 from .routing import DispatchAssignedV1, DispatchNeedsManualV1
@@ -53,7 +62,16 @@ SLA = Topic(
     6,
     "ticket id",
     "SLA clocks, warnings and breaches.",
-    (SlaClockStartedV1,),
+    (
+        SlaClockStartedV1,
+        SlaWarnedV1,
+        SlaBreachedV1,
+        EscalationRaisedV1,
+        SlaClockExtendedV1,
+        SlaClockPausedV1,
+        SlaClockResumedV1,
+        SlaClockStoppedV1,
+    ),
     consumers=("notify",),
 )
 NOTIFICATIONS = Topic(

@@ -117,9 +117,16 @@ def _request_hash(body: CitizenReportIn) -> str:
     return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
-def build_router(get_deps: Any) -> APIRouter:
+def get_deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+DepsDep = Annotated[Deps, Depends(get_deps)]
+
+
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["intake"])
-    DepsDep = Annotated[Deps, Depends(get_deps)]
 
     @router.post("/reports", status_code=201, response_model=ReportAccepted)
     async def submit_report(

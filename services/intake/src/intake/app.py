@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from gridline_boot.db import create_engine, session_factory
 from gridline_boot.http import install_error_handlers, install_observability
@@ -54,10 +54,6 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     install_error_handlers(app)
     install_observability(app, lambda: app.state.runtime.checks())
 
-    def get_deps(request: Request) -> Deps:
-        deps: Deps = request.app.state.deps
-        return deps
-
     if "api" in settings.roles:
-        app.include_router(build_router(get_deps))
+        app.include_router(build_router())
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,10 +40,22 @@ class NotificationOut(BaseModel):
     last_code: str | None
 
 
-def build_router(get_sessions: Any, get_pii: Any) -> APIRouter:
+def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    return sessions
+
+
+def get_pii(request: Request) -> Keyring:
+    pii: Keyring = request.app.state.pii
+    return pii
+
+
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+Pii = Annotated[Keyring, Depends(get_pii)]
+
+
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["notify"])
-    Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
-    Pii = Annotated[Keyring, Depends(get_pii)]
 
     @router.put("/recipients/{kind}/{ref}", response_model=RecipientOut)
     async def put_recipient(tenant: str, kind: str, ref: str, body: RecipientIn, sessions: Sessions, pii: Pii) -> Any:

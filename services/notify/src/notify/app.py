@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from fastapi import FastAPI
 
 from gridline_boot.db import create_engine, session_factory
 from gridline_boot.http import install_error_handlers, install_observability
@@ -73,10 +72,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
     install_error_handlers(app)
     install_observability(app, lambda: app.state.runtime.checks())
 
-    def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        return sessions
-
+    app.state.pii = pii
     if "api" in settings.roles:
-        app.include_router(build_router(get_sessions, lambda: pii))
+        app.include_router(build_router())
     return app

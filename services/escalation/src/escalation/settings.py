@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from gridline_boot.settings import ServiceSettings
+
+
+class EscalationSettings(ServiceSettings):
+    service_name: str = "escalation"
+    http_port: int = 8003
+    timezone: str = "Asia/Shanghai"
+    timer_interval_s: float = Field(default=1.0, gt=0)
+    timer_batch_max: int = Field(default=200, ge=1)
