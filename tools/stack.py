@@ -86,8 +86,15 @@ class Stack:
         return env
 
     def run_cli(self, service: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.python, "-m", service, *args], env=self.env(service), cwd=ROOT,
-                              capture_output=True, text=True, timeout=300, check=False)
+        return subprocess.run(
+            [self.python, "-m", service, *args],
+            env=self.env(service),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     def migrate(self) -> None:
         for svc in SERVICES:
@@ -96,8 +103,15 @@ class Stack:
                 raise RuntimeError(f"{svc} migrate failed:\n{r.stderr[-3000:]}")
 
     def create_topics(self) -> None:
-        r = subprocess.run([self.python, "-m", "gridline_messaging.topics", "create"], env=self.env("intake"),
-                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+        r = subprocess.run(
+            [self.python, "-m", "gridline_messaging.topics", "create"],
+            env=self.env("intake"),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if r.returncode != 0:
             raise RuntimeError(f"topic creation failed:\n{r.stderr[-3000:]}")
 
@@ -114,8 +128,7 @@ class Stack:
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> Proc:
         log = self.log_dir / f"{name}.log"
         out = open(log, "ab")  # noqa: SIM115 - handed to the child for its whole life
-        popen = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+        popen = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         proc = Proc(name, self.ports[name], popen, log)
         self.procs[name] = proc
         return proc

@@ -26,14 +26,24 @@ def running(stack: Any) -> Iterator[stackmod.Stack]:
     s = stackmod.Stack(kafka=stack.kafka, database_url=stack.database_url, log_dir=log_dir)
     s.create_topics()
     s.migrate()
-    r = s.run_cli("routing", "import-directory", "--tenant", TENANT, "--grids", str(ROOT / "demo/city/grids.geojson"),
-                  "--directory", str(ROOT / "demo/city/directory.json"))
+    r = s.run_cli(
+        "routing",
+        "import-directory",
+        "--tenant",
+        TENANT,
+        "--grids",
+        str(ROOT / "demo/city/grids.geojson"),
+        "--directory",
+        str(ROOT / "demo/city/directory.json"),
+    )
     assert r.returncode == 0, r.stderr
     s.start_all()
     try:
         with httpx.Client(base_url=s.procs["notify"].url) as c:
             for unit, phone in UNIT_PHONES.items():
-                c.put(f"/v1/tenants/{TENANT}/recipients/unit/{unit}", json={"name": unit, "phone": phone}).raise_for_status()
+                c.put(
+                    f"/v1/tenants/{TENANT}/recipients/unit/{unit}", json={"name": unit, "phone": phone}
+                ).raise_for_status()
         yield s
     finally:
         codes = s.stop_all()

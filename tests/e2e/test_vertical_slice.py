@@ -47,10 +47,16 @@ def ticket(running: Any, ref: str) -> dict[str, Any]:
 def test_citizen_report_is_dispatched_clocked_and_notified(running: Any) -> None:
     lon, lat = wgs84_to_gcj02(120.115, 30.29)  # what wx.getLocation returns for a point in 德加第2网格
     phone = "13800138123"
-    accepted = submit(running, {
-        "tenant": TENANT, "category_code": "200102", "description": "德加公寓门口垃圾堆了三天没人清理",
-        "location": {"lon": lon, "lat": lat, "crs": "gcj02"}, "phone": phone,
-    })
+    accepted = submit(
+        running,
+        {
+            "tenant": TENANT,
+            "category_code": "200102",
+            "description": "德加公寓门口垃圾堆了三天没人清理",
+            "location": {"lon": lon, "lat": lat, "crs": "gcj02"},
+            "phone": phone,
+        },
+    )
     tid = accepted["ticket_id"]
     assert accepted["ticket_no"].startswith(f"{TENANT}-") and len(accepted["query_code"]) == 8
 
@@ -62,13 +68,24 @@ def test_citizen_report_is_dispatched_clocked_and_notified(running: Any) -> None
     why = httpx.get(f"{running.procs['routing'].url}/v1/tenants/{TENANT}/tickets/{tid}/decisions").json()
     assert why[0]["outcome"] == "assigned" and why[0]["rule_id"] == "R0210" and why[0]["trail"]
 
-    clock = eventually(lambda: (r := httpx.get(f"{running.procs['escalation'].url}/v1/tenants/{TENANT}/clocks/{tid}"))
-                       .status_code == 200 and r.json(), what="SLA clock")
+    clock = eventually(
+        lambda: (
+            (r := httpx.get(f"{running.procs['escalation'].url}/v1/tenants/{TENANT}/clocks/{tid}")).status_code == 200
+            and r.json()
+        ),
+        what="SLA clock",
+    )
     assert clock["policy_key"] == "urgent-1wd" and clock["colour"] == "green" and clock["unit_code"] == "330106005"
 
-    notes = eventually(lambda: (r := httpx.get(
-        f"{running.procs['notify'].url}/v1/tenants/{TENANT}/tickets/{tid}/notifications").json())
-        and len(r) == 2 and all(n["status"] == "sent" for n in r) and r, what="both SMS sent")
+    notes = eventually(
+        lambda: (
+            (r := httpx.get(f"{running.procs['notify'].url}/v1/tenants/{TENANT}/tickets/{tid}/notifications").json())
+            and len(r) == 2
+            and all(n["status"] == "sent" for n in r)
+            and r
+        ),
+        what="both SMS sent",
+    )
     assert {n["template"] for n in notes} == {"ticket_received", "ticket_assigned"}
     assert {n["masked_recipient"] for n in notes} == {"138****8123", "139****0005"}
 
@@ -80,30 +97,51 @@ def test_citizen_report_is_dispatched_clocked_and_notified(running: Any) -> None
     history = httpx.get(f"{running.procs['intake'].url}/v1/tenants/{TENANT}/tickets/{tid}/history").json()
     assert [h["to_status"] for h in history] == ["received", "dispatched"]
 
-    progress = httpx.get(f"{running.procs['intake'].url}/v1/tenants/{TENANT}/progress/{accepted['ticket_no']}",
-                         headers={"X-Query-Code": accepted["query_code"]})
+    progress = httpx.get(
+        f"{running.procs['intake'].url}/v1/tenants/{TENANT}/progress/{accepted['ticket_no']}",
+        headers={"X-Query-Code": accepted["query_code"]},
+    )
     assert progress.status_code == 200 and progress.json()["status"] == "dispatched"
-    wrong = httpx.get(f"{running.procs['intake'].url}/v1/tenants/{TENANT}/progress/{accepted['ticket_no']}",
-                      headers={"X-Query-Code": "00000000"})
+    wrong = httpx.get(
+        f"{running.procs['intake'].url}/v1/tenants/{TENANT}/progress/{accepted['ticket_no']}",
+        headers={"X-Query-Code": "00000000"},
+    )
     assert wrong.status_code == 404 and wrong.json()["error"]["code"] == "ticket_not_found"
 
 
 def test_department_only_category_goes_to_the_department(running: Any) -> None:
     lon, lat = wgs84_to_gcj02(120.105, 30.275)  # 文鼎苑, 文新街道
-    accepted = submit(running, {"tenant": TENANT, "category_code": "300101", "description": "面馆后厨卫生很差",
-                                "location": {"lon": lon, "lat": lat, "crs": "gcj02"}, "confidential": True,
-                                "phone": "13800138124"})
-    t = eventually(lambda: (x := ticket(running, accepted["ticket_id"]))["status"] == "dispatched" and x,
-                   what="dispatch")
+    accepted = submit(
+        running,
+        {
+            "tenant": TENANT,
+            "category_code": "300101",
+            "description": "面馆后厨卫生很差",
+            "location": {"lon": lon, "lat": lat, "crs": "gcj02"},
+            "confidential": True,
+            "phone": "13800138124",
+        },
+    )
+    t = eventually(
+        lambda: (x := ticket(running, accepted["ticket_id"]))["status"] == "dispatched" and x, what="dispatch"
+    )
     assert t["unit_code"] == "330106-SCJGJ-WX"
     assert t["reporter"]["masked_phone"] is None, "a confidential reporter is never shown to the unit"
 
 
 def test_unlocatable_report_waits_for_a_dispatcher(running: Any) -> None:
-    accepted = submit(running, {"tenant": TENANT, "category_code": "200102", "description": "有垃圾",
-                                "location": {"lon": 121.5, "lat": 31.2, "crs": "wgs84"}})
-    t = eventually(lambda: (x := ticket(running, accepted["ticket_id"]))["status"] == "awaiting_manual" and x,
-                   what="manual queue")
+    accepted = submit(
+        running,
+        {
+            "tenant": TENANT,
+            "category_code": "200102",
+            "description": "有垃圾",
+            "location": {"lon": 121.5, "lat": 31.2, "crs": "wgs84"},
+        },
+    )
+    t = eventually(
+        lambda: (x := ticket(running, accepted["ticket_id"]))["status"] == "awaiting_manual" and x, what="manual queue"
+    )
     assert t["unit_code"] is None
     why = httpx.get(f"{running.procs['routing'].url}/v1/tenants/{TENANT}/tickets/{accepted['ticket_id']}/decisions")
     assert why.json()[0]["outcome"] == "needs_manual"
@@ -112,12 +150,27 @@ def test_unlocatable_report_waits_for_a_dispatcher(running: Any) -> None:
 def test_bad_input_gets_stable_codes_never_500(running: Any) -> None:
     url = running.procs["intake"].url + "/v1/reports"
     cases = [
-        ({"tenant": "abc", "category_code": "200102", "description": "xx", "address": "文三路1号"}, 422, "invalid_request"),
+        (
+            {"tenant": "abc", "category_code": "200102", "description": "xx", "address": "文三路1号"},
+            422,
+            "invalid_request",
+        ),
         ({"tenant": TENANT, "category_code": "200102", "description": "xx"}, 422, "location_required"),
-        ({"tenant": TENANT, "category_code": "200102", "description": "xx", "address": "a", "phone": "12345"},
-         422, "invalid_phone"),
-        ({"tenant": TENANT, "category_code": "200102", "description": "xx",
-          "location": {"lon": 500, "lat": 30, "crs": "gcj02"}}, 422, "invalid_request"),
+        (
+            {"tenant": TENANT, "category_code": "200102", "description": "xx", "address": "a", "phone": "12345"},
+            422,
+            "invalid_phone",
+        ),
+        (
+            {
+                "tenant": TENANT,
+                "category_code": "200102",
+                "description": "xx",
+                "location": {"lon": 500, "lat": 30, "crs": "gcj02"},
+            },
+            422,
+            "invalid_request",
+        ),
     ]
     for body, status, code in cases:
         r = httpx.post(url, json=body)

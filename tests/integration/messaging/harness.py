@@ -34,7 +34,8 @@ def tables(schema: str) -> tuple[MetaData, Table, Table, Table]:
     inbox = make_inbox_table(md)
     # How many times each event's effect was applied: must end at exactly 1 for every event.
     effect = Table(
-        "effect", md,
+        "effect",
+        md,
         Column("event_id", Uuid, primary_key=True),
         Column("ticket_no", Text, nullable=False),
         Column("applied", Integer, nullable=False),
@@ -46,8 +47,14 @@ def make_event(n: int, tenant: str = "330106") -> Envelope[Any]:
     now = datetime.now(UTC)
     tid = uuid.uuid4()
     data = TicketReceivedV1(
-        ticket_id=tid, ticket_no=f"{tenant}-TEST-{n:06d}", channel="citizen", category_code="CRUNCHY-ARMCHAIR",
-        description="测试", reported_at=now, received_at=now, reporter=ReporterRef(),
+        ticket_id=tid,
+        ticket_no=f"{tenant}-TEST-{n:06d}",
+        channel="citizen",
+        category_code="CRUNCHY-ARMCHAIR",
+        description="测试",
+        reported_at=now,
+        received_at=now,
+        reporter=ReporterRef(),
     )
     return Envelope(source="harness", tenant=tenant, subject=str(tid), correlation_id=str(tid), data=data)
 
@@ -62,14 +69,23 @@ async def consume(args: argparse.Namespace) -> None:
         if args.fail_type and env.data.ticket_no.endswith(args.fail_type):
             raise ValueError("this ticket always fails")
         await session.execute(
-            insert(effect).values(event_id=env.id, ticket_no=env.data.ticket_no, applied=1)
+            insert(effect)
+            .values(event_id=env.id, ticket_no=env.data.ticket_no, applied=1)
             .on_conflict_do_update(index_elements=["event_id"], set_={"applied": effect.c.applied + 1})
         )
 
     consumer = Consumer(
-        service=args.service, topics=[args.topic], handlers={TicketReceivedV1: apply},
-        session_factory=session_factory(engine), inbox=inbox, producer=producer, bootstrap_servers=args.kafka,
-        group_id=args.group, max_attempts=3, backoff_initial_s=0.05, batch_max=args.batch,
+        service=args.service,
+        topics=[args.topic],
+        handlers={TicketReceivedV1: apply},
+        session_factory=session_factory(engine),
+        inbox=inbox,
+        producer=producer,
+        bootstrap_servers=args.kafka,
+        group_id=args.group,
+        max_attempts=3,
+        backoff_initial_s=0.05,
+        batch_max=args.batch,
     )
     if args.crash_before_commit:
         original = consumer.commit_pending
@@ -107,8 +123,15 @@ async def relay(args: argparse.Namespace) -> None:
             return fut
 
         producer.send = send  # type: ignore[method-assign]
-    r = Relay(service="harness", engine=engine, table=outbox, producer=producer,
-              libpq_url=args.db.replace("+asyncpg", ""), batch_max=args.batch, poll_interval_s=0.2)
+    r = Relay(
+        service="harness",
+        engine=engine,
+        table=outbox,
+        producer=producer,
+        libpq_url=args.db.replace("+asyncpg", ""),
+        batch_max=args.batch,
+        poll_interval_s=0.2,
+    )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(r.stop()))
     await r.run()

@@ -37,9 +37,27 @@ class Ctx:
         _, self.outbox, self.inbox, self.effect = tables(schema)
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def spawn(self, mode: str, *extra: str, group: str = "harness", service: str = "harness") -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, str(HARNESS), mode, "--kafka", self.stack.kafka, "--db", self.stack.database_url,
-               "--schema", self.schema, "--topic", self.topic, "--group", group, "--service", service, *extra]
+    def spawn(
+        self, mode: str, *extra: str, group: str = "harness", service: str = "harness"
+    ) -> subprocess.Popen[bytes]:
+        cmd = [
+            sys.executable,
+            str(HARNESS),
+            mode,
+            "--kafka",
+            self.stack.kafka,
+            "--db",
+            self.stack.database_url,
+            "--schema",
+            self.schema,
+            "--topic",
+            self.topic,
+            "--group",
+            group,
+            "--service",
+            service,
+            *extra,
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.procs.append(p)
@@ -54,7 +72,9 @@ class Ctx:
                 env = make_event(i)
                 ids.append(env.id)
                 for _ in range(2 if duplicate_each else 1):
-                    await producer.send_and_wait(self.topic, env.body(), key=env.subject.encode(), headers=env.headers())
+                    await producer.send_and_wait(
+                        self.topic, env.body(), key=env.subject.encode(), headers=env.headers()
+                    )
         finally:
             await producer.stop()
         return ids
@@ -79,9 +99,9 @@ async def ctx(stack: Any) -> AsyncIterator[Ctx]:
     schema, topic = f"msgtest_{suffix}", f"test.messaging.{suffix}"
     engine = create_engine(stack.database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
     md, *_ = tables(schema)
-    async with engine.begin() as c:
-        await c.execute(text(f'CREATE SCHEMA "{schema}"'))
-        await c.run_sync(md.create_all)
+    async with engine.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        await conn.run_sync(md.create_all)
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 3, 1), NewTopic(f"{topic}.dlq", 1, 1)])
@@ -212,8 +232,11 @@ async def test_failing_handler_goes_to_dead_letter_after_bounded_retries_and_rep
     assert proc.wait(timeout=30) == 0
     assert len(got) == 5 and set(got.values()) == {1}
     service = f"dlq-{ctx.schema}"
-    letters = [d for d in await dlq.list_dead_letters(ctx.stack.kafka, service, topic="harness.dead-letter.v1")
-               if d.original_topic == ctx.topic]
+    letters = [
+        d
+        for d in await dlq.list_dead_letters(ctx.stack.kafka, service, topic="harness.dead-letter.v1")
+        if d.original_topic == ctx.topic
+    ]
     assert [d.reason for d in letters] == ["handler_failed"]
     assert letters[0].ce_id == str(ids[3])
     assert "this ticket always fails" in letters[0].error
@@ -251,5 +274,3 @@ async def _read_records(kafka: str, topic: str, minimum: int, timeout: float = 3
 
 async def _read_ids(kafka: str, topic: str, minimum: int) -> list[str]:
     return [ce_id for _, ce_id in await _read_records(kafka, topic, minimum, timeout=15)]
-
-

@@ -25,8 +25,13 @@ ROOT = Path(__file__).resolve().parents[3]
 def _event() -> Envelope[TicketReceivedV1]:
     now = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
     data = TicketReceivedV1(
-        ticket_id=uuid.UUID(int=7), ticket_no="330106-20261122-000007", channel="citizen",
-        category_code="200102", description="路边垃圾堆放", reported_at=now, received_at=now,
+        ticket_id=uuid.UUID(int=7),
+        ticket_no="330106-20261122-000007",
+        channel="citizen",
+        category_code="200102",
+        description="路边垃圾堆放",
+        reported_at=now,
+        received_at=now,
         reporter=ReporterRef(masked_phone="138****8000"),
     )
     return Envelope(source="intake", tenant="330106", subject=str(data.ticket_id), correlation_id="c-1", data=data)
@@ -96,7 +101,8 @@ def test_topic_catalogue() -> None:
     assert {t.name for t in DEAD_LETTER_TOPICS} == {f"{s}.dead-letter.v1" for s in SERVICES}
     for cls in all_events():
         assert topic_for(cls).owner == cls.TYPE.split(".")[0].replace("ticket", "intake").replace(
-            "dispatch", "routing").replace("sla", "escalation").replace("notification", "notify")
+            "dispatch", "routing"
+        ).replace("sla", "escalation").replace("notification", "notify")
 
 
 @pytest.mark.parametrize("cls", all_events(), ids=lambda c: c.ce_type())
@@ -121,8 +127,10 @@ def test_schema_snapshot_is_compatible(cls) -> None:  # type: ignore[no-untyped-
 
 
 def test_compat_checker_catches_breaking_changes() -> None:
-    old = {"properties": {"a": {"type": "string"}, "b": {"type": "integer"}, "c": {"enum": ["x", "y"]}},
-           "required": ["a"]}
+    old = {
+        "properties": {"a": {"type": "string"}, "b": {"type": "integer"}, "c": {"enum": ["x", "y"]}},
+        "required": ["a"],
+    }
     assert incompatibilities(old, old) == []
     additive = {**old, "properties": {**old["properties"], "d": {"type": "string"}}}
     assert incompatibilities(old, additive) == []

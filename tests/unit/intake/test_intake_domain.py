@@ -15,19 +15,35 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 def report(**kw: object) -> domain.Report:
     base: dict[str, object] = dict(
-        tenant="330106", channel="citizen", category_code="200102", description="小区门口垃圾满溢",
-        demand_type="complaint", priority="normal",
-        location=domain.Location(120.1, 30.2, "gcj02", 120.105, 30.198), address=None, area_code=None,
-        reported_at=NOW, reporter=ReporterRef(contact_token="v1.t1.sealed", masked_phone="138****8000"),
+        tenant="330106",
+        channel="citizen",
+        category_code="200102",
+        description="小区门口垃圾满溢",
+        demand_type="complaint",
+        priority="normal",
+        location=domain.Location(120.1, 30.2, "gcj02", 120.105, 30.198),
+        address=None,
+        area_code=None,
+        reported_at=NOW,
+        reporter=ReporterRef(contact_token="v1.t1.sealed", masked_phone="138****8000"),
     )
     base.update(kw)
     return domain.Report(**base)  # type: ignore[arg-type]
 
 
 def assigned(ticket_id: uuid.UUID) -> DispatchAssignedV1:
-    return DispatchAssignedV1(ticket_id=ticket_id, unit_code="330106-CG", unit_name="城管局", rule_id="R1",
-                              directory_version=3, sla_policy_key="standard-5wd", match_method="point",
-                              confidence=1.0, decided_at=NOW, grid_code="330106001001001")
+    return DispatchAssignedV1(
+        ticket_id=ticket_id,
+        unit_code="330106-CG",
+        unit_name="城管局",
+        rule_id="R1",
+        directory_version=3,
+        sla_policy_key="standard-5wd",
+        match_method="point",
+        confidence=1.0,
+        decided_at=NOW,
+        grid_code="330106001001001",
+    )
 
 
 def test_receive_emits_ticket_received_with_masked_reporter() -> None:
@@ -39,9 +55,13 @@ def test_receive_emits_ticket_received_with_masked_reporter() -> None:
     assert e.reporter.masked_phone == "138****8000" and e.reporter.contact_token == "v1.t1.sealed"
 
 
-@pytest.mark.parametrize("kw", [{"reporter": ReporterRef(contact_token="x", masked_phone="138****8000",
-                                                         confidential=True)},
-                                {"demand_type": "report"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"reporter": ReporterRef(contact_token="x", masked_phone="138****8000", confidential=True)},
+        {"demand_type": "report"},
+    ],
+)
 def test_confidential_and_whistleblowing_reports_hide_the_reporter(kw: dict[str, object]) -> None:
     _, _, (e,) = domain.receive(report(**kw), ticket_id=uuid.uuid4(), ticket_no="n", now=NOW)
     assert e.reporter.masked_phone is None and e.reporter.confidential is True

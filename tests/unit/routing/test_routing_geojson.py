@@ -36,11 +36,11 @@ def city(shapes: Any) -> dict[str, Any]:
 
 
 def geometry_of(fc: dict[str, Any], code: str) -> dict[str, Any]:
-    return next(f["geometry"] for f in fc["features"] if f["properties"]["code"] == code)  # type: ignore[no-any-return]
+    return next(f["geometry"] for f in fc["features"] if f["properties"]["code"] == code)
 
 
 def props_of(fc: dict[str, Any], code: str) -> dict[str, Any]:
-    return next(f["properties"] for f in fc["features"] if f["properties"]["code"] == code)  # type: ignore[no-any-return]
+    return next(f["properties"] for f in fc["features"] if f["properties"]["code"] == code)
 
 
 def test_a_clean_hierarchy_with_exact_shared_edges_has_no_issues(city: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 import pytest
+import shapely
 
 from routing.directory import Directory, Grid, load_geojson
 from routing.gridindex import GridIndex
@@ -133,3 +134,37 @@ def test_demo_corner_shared_by_four_grids_resolves_deterministically(demo_index:
     assert all(code(demo_index.locate(120.125, 30.285)) == first for _ in range(10))
     smallest = min(demo_index.covering(120.125, 30.285), key=lambda g: (g.level != "grid", g.area_m2, g.code))
     assert first == smallest.code
+
+
+def test_irregular_polygons_agree_with_brute_force(shapes: Any) -> None:
+    # An L-shaped grid wrapping a square one, and two triangles splitting the rest of the community.
+    f = shapes.feature
+    poly = lambda *pts: {"type": "Polygon", "coordinates": [[*map(list, pts), list(pts[0])]]}  # noqa: E731
+    fc = shapes.collection(
+        f(DISTRICT, "district", None, shapes.rect(120.00, 30.00, 120.02, 30.01)),
+        f(STREET, "street", DISTRICT, shapes.rect(120.00, 30.00, 120.02, 30.01)),
+        f(COMMUNITY, "community", STREET, shapes.rect(120.00, 30.00, 120.02, 30.01)),
+        f(A, "grid", COMMUNITY, shapes.rect(120.002, 30.002, 120.006, 30.006)),
+        f(
+            B,
+            "grid",
+            COMMUNITY,
+            poly((120.0, 30.0), (120.01, 30.0), (120.01, 30.01), (120.0, 30.01), (120.0, 30.0)) | {},
+        ),
+        f(C, "grid", COMMUNITY, poly((120.01, 30.0), (120.02, 30.0), (120.02, 30.01))),
+        f("330106004001004", "grid", COMMUNITY, poly((120.01, 30.0), (120.02, 30.01), (120.01, 30.01))),
+    )
+    # B is the square minus A: give it a hole so the two do not overlap.
+    fc["features"][4]["geometry"]["coordinates"].append(
+        [[120.002, 30.002], [120.006, 30.002], [120.006, 30.006], [120.002, 30.006], [120.002, 30.002]]
+    )
+    grids, report = load_geojson(fc)
+    assert report.ok, report.errors
+    index = GridIndex.build(grids)
+    ranked = sorted(grids, key=lambda g: (-{"grid": 3, "community": 2, "street": 1}.get(g.level, 0), round(g.area_m2), g.code))
+    rng = random.Random(11)
+    for _ in range(3000):
+        x, y = round(rng.uniform(119.999, 120.021), 3), round(rng.uniform(29.999, 30.011), 3)
+        expected = next((g.code for g in ranked if g.geometry.covers(shapely.Point(x, y))), None)
+        assert code(index.locate(x, y)) == expected, (x, y)
+        assert code(index.locate_many([x], [y])[0]) == expected, (x, y)

@@ -57,3 +57,10 @@ def bind(*, ticket_id: Any = None, correlation_id: Any = None, tenant: Any = Non
         correlation_id_var.set(str(correlation_id))
     if tenant is not None:
         tenant_var.set(str(tenant))
+
+
+def clear() -> None:
+    """Forget the ids of the message just handled, so later log lines do not carry them."""
+    ticket_id_var.set(None)
+    correlation_id_var.set(None)
+    tenant_var.set(None)

@@ -23,7 +23,7 @@ from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gridline_boot.logging import bind
+from gridline_boot.logging import bind, clear
 from gridline_contracts.envelope import Envelope, EventData
 from gridline_contracts.registry import Undecodable, decode
 from gridline_contracts.topics import dead_letter
@@ -138,6 +138,7 @@ class Consumer:
                     except _Stopping:
                         break
                     await self.commit_pending({tp})
+                    clear()
                 await self._record_lag(consumer)
         finally:
             await self.commit_pending(None)

@@ -65,16 +65,28 @@ class MessagingRuntime:
                 await asyncio.sleep(1)
         if "relay" in s.roles:
             self.relay = Relay(
-                service=s.service_name, engine=self.engine, table=self.outbox, producer=self.producer,
-                libpq_url=s.libpq_url, batch_max=s.relay_batch_max, poll_interval_s=s.relay_poll_interval_s,
+                service=s.service_name,
+                engine=self.engine,
+                table=self.outbox,
+                producer=self.producer,
+                libpq_url=s.libpq_url,
+                batch_max=s.relay_batch_max,
+                poll_interval_s=s.relay_poll_interval_s,
             )
             self.tasks.start("relay", self.relay.run(), self.relay.stop)
         if "consumer" in s.roles and self.topics and self.handlers and self.inbox is not None:
             self.consumer = Consumer(
-                service=s.service_name, topics=self.topics, handlers=self.handlers, session_factory=self.sessions,
-                inbox=self.inbox, producer=self.producer, bootstrap_servers=s.kafka_bootstrap_servers,
-                max_attempts=s.consumer_max_attempts, backoff_initial_s=s.consumer_backoff_initial_s,
-                backoff_max_s=s.consumer_backoff_max_s, batch_max=s.consumer_batch_max,
+                service=s.service_name,
+                topics=self.topics,
+                handlers=self.handlers,
+                session_factory=self.sessions,
+                inbox=self.inbox,
+                producer=self.producer,
+                bootstrap_servers=s.kafka_bootstrap_servers,
+                max_attempts=s.consumer_max_attempts,
+                backoff_initial_s=s.consumer_backoff_initial_s,
+                backoff_max_s=s.consumer_backoff_max_s,
+                batch_max=s.consumer_batch_max,
             )
             self.tasks.start("consumer", self.consumer.run(), self.consumer.stop)
 

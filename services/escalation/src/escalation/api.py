@@ -40,9 +40,20 @@ class ClockOut(BaseModel):
 
 
 def _out(c: Clock) -> ClockOut:
-    return ClockOut(ticket_id=c.ticket_id, ticket_no=c.ticket_no, unit_code=c.unit_code, policy_key=c.policy_key,
-                    state=c.state, colour=c.colour, started_at=c.started_at, warn_at=c.warn_at, due_at=c.due_at,
-                    due_source=c.due_source, level=c.level, next_due_at=c.next_due_at)
+    return ClockOut(
+        ticket_id=c.ticket_id,
+        ticket_no=c.ticket_no,
+        unit_code=c.unit_code,
+        policy_key=c.policy_key,
+        state=c.state,
+        colour=c.colour,
+        started_at=c.started_at,
+        warn_at=c.warn_at,
+        due_at=c.due_at,
+        due_source=c.due_source,
+        level=c.level,
+        next_due_at=c.next_due_at,
+    )
 
 
 def build_router() -> APIRouter:
@@ -58,9 +69,12 @@ def build_router() -> APIRouter:
         return _out(c)
 
     @router.get("/board", response_model=list[ClockOut])
-    async def board(tenant: str, sessions: Sessions,
-                    colour: Annotated[Literal["green", "yellow", "red"] | None, Query()] = None,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+    async def board(
+        tenant: str,
+        sessions: Sessions,
+        colour: Annotated[Literal["green", "yellow", "red"] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Any:
         """Open clocks by deadline, optionally only 黄牌 (yellow) or 红牌 (red): the overdue board."""
         async with sessions() as s:
             return [_out(c) for c in await store.board(s, tenant, colour, limit)]

@@ -30,15 +30,24 @@ def create_app(settings: EscalationSettings) -> FastAPI:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, schema=store.SCHEMA)
         sessions = session_factory(engine)
         runtime = MessagingRuntime(
-            settings, engine=engine, sessions=sessions, outbox=store.outbox, inbox=store.inbox,
-            topics=[TICKETS.name], handlers={TicketDispatchedV1: escalation.on_ticket_dispatched},
+            settings,
+            engine=engine,
+            sessions=sessions,
+            outbox=store.outbox,
+            inbox=store.inbox,
+            topics=[TICKETS.name],
+            handlers={TicketDispatchedV1: escalation.on_ticket_dispatched},
         )
         app.state.sessions = sessions
         app.state.runtime = runtime
         await runtime.start()
         if "worker" in settings.roles:
-            timer = Timer(sessions=sessions, escalation=escalation, interval_s=settings.timer_interval_s,
-                          batch_max=settings.timer_batch_max)
+            timer = Timer(
+                sessions=sessions,
+                escalation=escalation,
+                interval_s=settings.timer_interval_s,
+                batch_max=settings.timer_batch_max,
+            )
             runtime.tasks.start("timer", timer.run(), timer.stop)
         try:
             yield

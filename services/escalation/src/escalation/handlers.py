@@ -57,10 +57,20 @@ class Escalation:
             cal = await self.calendar(session, c.tenant)
             new, events = domain.tick(c, now, policy, cal)
             await store.save_clock(session, new)
-            await outbox.add(session, store.outbox, [
-                Envelope(source="escalation", tenant=c.tenant, subject=str(c.ticket_id),
-                         correlation_id=str(c.ticket_id), data=e) for e in events
-            ])
+            await outbox.add(
+                session,
+                store.outbox,
+                [
+                    Envelope(
+                        source="escalation",
+                        tenant=c.tenant,
+                        subject=str(c.ticket_id),
+                        correlation_id=str(c.ticket_id),
+                        data=e,
+                    )
+                    for e in events
+                ],
+            )
         return len(clocks)
 
     async def _publish(self, session: AsyncSession, env: Envelope[Any], events: list[EventData]) -> None:

@@ -21,7 +21,8 @@ SCHEMA = "escalation"
 metadata: MetaData = service_metadata(SCHEMA)
 
 clock = Table(
-    "clock", metadata,
+    "clock",
+    metadata,
     Column("ticket_id", Uuid, primary_key=True),
     Column("tenant", Text, nullable=False),
     Column("unit_code", Text, nullable=False),
@@ -37,7 +38,8 @@ Index("ix_clock_next_due", clock.c.next_due_at, postgresql_where=text("next_due_
 Index("ix_clock_board", clock.c.tenant, clock.c.colour, clock.c.due_at)
 
 policy = Table(
-    "policy", metadata,
+    "policy",
+    metadata,
     Column("tenant", Text, primary_key=True),
     Column("key", Text, primary_key=True),
     Column("version", Integer, primary_key=True),  # immutable versions: clocks snapshot (key, version)
@@ -46,7 +48,8 @@ policy = Table(
 )
 
 calendar_override = Table(
-    "calendar_override", metadata,
+    "calendar_override",
+    metadata,
     Column("tenant", Text, primary_key=True),
     Column("day", Date, primary_key=True),
     Column("is_workday", Boolean, nullable=False),
@@ -60,9 +63,16 @@ _CLOCK = TypeAdapter(Clock)
 
 
 def clock_values(c: Clock) -> dict[str, Any]:
-    return {"ticket_id": c.ticket_id, "tenant": c.tenant, "unit_code": c.unit_code, "state": c.state,
-            "colour": c.colour, "due_at": c.due_at, "next_due_at": c.next_due_at,
-            "data": _CLOCK.dump_python(c, mode="json")}
+    return {
+        "ticket_id": c.ticket_id,
+        "tenant": c.tenant,
+        "unit_code": c.unit_code,
+        "state": c.state,
+        "colour": c.colour,
+        "due_at": c.due_at,
+        "next_due_at": c.next_due_at,
+        "data": _CLOCK.dump_python(c, mode="json"),
+    }
 
 
 async def insert_clock(session: AsyncSession, c: Clock) -> bool:
@@ -72,8 +82,9 @@ async def insert_clock(session: AsyncSession, c: Clock) -> bool:
 
 
 async def save_clock(session: AsyncSession, c: Clock) -> None:
-    await session.execute(clock.update().where(clock.c.ticket_id == c.ticket_id)
-                          .values(**clock_values(c), updated_at=func.now()))
+    await session.execute(
+        clock.update().where(clock.c.ticket_id == c.ticket_id).values(**clock_values(c), updated_at=func.now())
+    )
 
 
 async def get_clock(session: AsyncSession, ticket_id: uuid.UUID) -> Clock | None:
@@ -83,9 +94,15 @@ async def get_clock(session: AsyncSession, ticket_id: uuid.UUID) -> Clock | None
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Clock]:
     """Due clocks, locked for this transaction; other timer replicas skip them."""
-    rows = (await session.execute(
-        select(clock.c.data).where(clock.c.next_due_at <= now).order_by(clock.c.next_due_at)
-        .limit(limit).with_for_update(skip_locked=True))).all()
+    rows = (
+        await session.execute(
+            select(clock.c.data)
+            .where(clock.c.next_due_at <= now)
+            .order_by(clock.c.next_due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
     return [_CLOCK.validate_python(r.data) for r in rows]
 
 
@@ -99,19 +116,30 @@ async def board(session: AsyncSession, tenant: str, colour: str | None, limit: i
 
 async def tenant_policies(session: AsyncSession, tenant: str) -> dict[str, SlaPolicy]:
     """The newest version of each tenant-defined policy."""
-    rows = (await session.execute(
-        select(policy.c.key, policy.c.data).where(policy.c.tenant == tenant)
-        .order_by(policy.c.key, policy.c.version.desc()).distinct(policy.c.key))).all()
+    rows = (
+        await session.execute(
+            select(policy.c.key, policy.c.data)
+            .where(policy.c.tenant == tenant)
+            .order_by(policy.c.key, policy.c.version.desc())
+            .distinct(policy.c.key)
+        )
+    ).all()
     return {r.key: SlaPolicy.from_dict(r.data) for r in rows}
 
 
 async def policy_version(session: AsyncSession, tenant: str, key: str, version: int) -> SlaPolicy | None:
-    row = (await session.execute(select(policy.c.data).where(
-        policy.c.tenant == tenant, policy.c.key == key, policy.c.version == version))).first()
+    row = (
+        await session.execute(
+            select(policy.c.data).where(policy.c.tenant == tenant, policy.c.key == key, policy.c.version == version)
+        )
+    ).first()
     return SlaPolicy.from_dict(row.data) if row else None
 
 
 async def overrides(session: AsyncSession, tenant: str) -> dict[date, bool]:
-    rows = (await session.execute(select(calendar_override.c.day, calendar_override.c.is_workday)
-                                  .where(calendar_override.c.tenant == tenant))).all()
+    rows = (
+        await session.execute(
+            select(calendar_override.c.day, calendar_override.c.is_workday).where(calendar_override.c.tenant == tenant)
+        )
+    ).all()
     return {r.day: r.is_workday for r in rows}

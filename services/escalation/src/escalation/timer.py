@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class Timer:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], escalation: Escalation,
-                 interval_s: float, batch_max: int) -> None:
+    def __init__(
+        self, *, sessions: async_sessionmaker[AsyncSession], escalation: Escalation, interval_s: float, batch_max: int
+    ) -> None:
         self.sessions = sessions
         self.escalation = escalation
         self.interval_s = interval_s

@@ -37,7 +37,8 @@ class LocationIn(BaseModel):
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
     crs: Literal["wgs84", "gcj02", "bd09"] = Field(
-        default="gcj02", description="坐标系：wx.getLocation 默认返回 gcj02；百度地图为 bd09")
+        default="gcj02", description="坐标系：wx.getLocation 默认返回 gcj02；百度地图为 bd09"
+    )
 
 
 class CitizenReportIn(BaseModel):
@@ -156,15 +157,27 @@ def build_router() -> APIRouter:
                 await store.insert_ticket(s, ticket, reporter_id=rid, query_code_hash=_hash_query_code(query_code))
                 await store.add_history(s, ticket.id, entry, now)
                 cid = getattr(request.state, "correlation_id", str(ticket.id))
-                await outbox_mod.add(s, store.outbox, [
-                    Envelope(source="intake", tenant=ticket.tenant, subject=str(ticket.id), correlation_id=cid, data=e)
-                    for e in events
-                ])
-                answer = ReportAccepted(ticket_id=ticket.id, ticket_no=ticket.ticket_no, query_code=query_code,
-                                        status=ticket.status.value, received_at=now)
+                await outbox_mod.add(
+                    s,
+                    store.outbox,
+                    [
+                        Envelope(
+                            source="intake", tenant=ticket.tenant, subject=str(ticket.id), correlation_id=cid, data=e
+                        )
+                        for e in events
+                    ],
+                )
+                answer = ReportAccepted(
+                    ticket_id=ticket.id,
+                    ticket_no=ticket.ticket_no,
+                    query_code=query_code,
+                    status=ticket.status.value,
+                    received_at=now,
+                )
                 if idempotency_key:
-                    await store.put_idempotent(s, body.tenant, idempotency_key, req_hash, 201,
-                                               answer.model_dump(mode="json"))
+                    await store.put_idempotent(
+                        s, body.tenant, idempotency_key, req_hash, 201, answer.model_dump(mode="json")
+                    )
         except IntegrityError:
             if not idempotency_key:
                 raise
@@ -194,23 +207,35 @@ def build_router() -> APIRouter:
             if t is None:
                 raise ApiError(404, "ticket_not_found", "工单不存在")
             rows = await store.history(s, t.id)
-        return [HistoryOut(at=r.at, action=r.action, from_status=r.from_status, to_status=r.to_status,
-                           actor=r.actor, note=r.note) for r in rows]
+        return [
+            HistoryOut(
+                at=r.at, action=r.action, from_status=r.from_status, to_status=r.to_status, actor=r.actor, note=r.note
+            )
+            for r in rows
+        ]
 
     @router.get("/tenants/{tenant}/progress/{ticket_no}")
-    async def progress(tenant: str, ticket_no: str, deps: DepsDep,
-                       query_code: Annotated[str, Header(alias="X-Query-Code", min_length=4, max_length=32)]) -> Any:
+    async def progress(
+        tenant: str,
+        ticket_no: str,
+        deps: DepsDep,
+        query_code: Annotated[str, Header(alias="X-Query-Code", min_length=4, max_length=32)],
+    ) -> Any:
         """Citizen progress query (进度查询) with the 查询码 the report returned."""
         async with deps.sessions() as s:
             t = await store.find_ticket(s, tenant, ticket_no)
             ok = t is not None and secrets.compare_digest(
-                await store.get_query_code_hash(s, t.id) or "", _hash_query_code(query_code.upper()))
+                await store.get_query_code_hash(s, t.id) or "", _hash_query_code(query_code.upper())
+            )
             rows = await store.history(s, t.id) if ok and t else []
         if not ok or t is None:
             # One answer for both cases so the endpoint cannot be used to probe ticket numbers.
             raise ApiError(404, "ticket_not_found", "工单编号或查询码不正确")
-        return {"ticket_no": t.ticket_no, "status": t.status.value,
-                "steps": [{"at": r.at.isoformat(), "note": r.note} for r in rows]}
+        return {
+            "ticket_no": t.ticket_no,
+            "status": t.status.value,
+            "steps": [{"at": r.at.isoformat(), "note": r.note} for r in rows],
+        }
 
     return router
 
@@ -230,8 +255,13 @@ def _to_report(body: CitizenReportIn, deps: Deps, now: datetime) -> tuple[domain
             lon, lat = to_wgs84(body.location.lon, body.location.lat, body.location.crs)
         except ValueError as exc:
             raise ApiError(422, "invalid_location", f"坐标无效：{exc}") from exc
-        location = domain.Location(lon=lon, lat=lat, crs_original=body.location.crs,
-                                   lon_original=body.location.lon, lat_original=body.location.lat)
+        location = domain.Location(
+            lon=lon,
+            lat=lat,
+            crs_original=body.location.crs,
+            lon_original=body.location.lon,
+            lat_original=body.location.lat,
+        )
     contact: dict[str, Any] | None = None
     reporter = ReporterRef(anonymous=body.anonymous, confidential=body.confidential)
     if body.phone and not body.anonymous:
@@ -245,16 +275,28 @@ def _to_report(body: CitizenReportIn, deps: Deps, now: datetime) -> tuple[domain
             "openid_sealed": deps.pii.seal(body.openid, "reporter-openid") if body.openid else None,
             "confidential": body.confidential,
         }
-        reporter = ReporterRef(contact_token=deps.transit.seal(phone, REPORTER_CONTACT), masked_phone=mask_phone(phone),
-                               anonymous=False, confidential=body.confidential)
+        reporter = ReporterRef(
+            contact_token=deps.transit.seal(phone, REPORTER_CONTACT),
+            masked_phone=mask_phone(phone),
+            anonymous=False,
+            confidential=body.confidential,
+        )
     elif body.anonymous and body.phone:
         raise ApiError(422, "anonymous_with_phone", "匿名反映时请勿填写手机号")
     if body.reported_at and body.reported_at > now:
         raise ApiError(422, "reported_in_future", "reported_at 不能晚于当前时间")
     report = domain.Report(
-        tenant=body.tenant, channel="citizen", category_code=body.category_code, description=body.description,
-        demand_type=body.demand_type, priority=body.priority, location=location, address=body.address,
-        area_code=body.area_code, reported_at=body.reported_at or now, reporter=reporter,
+        tenant=body.tenant,
+        channel="citizen",
+        category_code=body.category_code,
+        description=body.description,
+        demand_type=body.demand_type,
+        priority=body.priority,
+        location=location,
+        address=body.address,
+        area_code=body.area_code,
+        reported_at=body.reported_at or now,
+        reporter=reporter,
     )
     return report, contact
 
@@ -262,14 +304,31 @@ def _to_report(body: CitizenReportIn, deps: Deps, now: datetime) -> tuple[domain
 def _ticket_out(t: domain.Ticket) -> TicketOut:
     loc = None
     if t.location:
-        loc = {"lon": t.location.lon, "lat": t.location.lat, "crs": "wgs84",
-               "original": {"lon": t.location.lon_original, "lat": t.location.lat_original,
-                            "crs": t.location.crs_original}}
+        loc = {
+            "lon": t.location.lon,
+            "lat": t.location.lat,
+            "crs": "wgs84",
+            "original": {
+                "lon": t.location.lon_original,
+                "lat": t.location.lat_original,
+                "crs": t.location.crs_original,
+            },
+        }
     return TicketOut(
-        ticket_id=t.id, ticket_no=t.ticket_no, tenant=t.tenant, status=t.status.value, channel=t.channel,
-        category_code=t.category_code, priority=t.priority, description=t.description, location=loc,
-        address=t.address, reporter=domain.unit_view_of_reporter(t.reporter, t.demand_type).model_copy(
-            update={"contact_token": None}),
-        unit_code=t.unit_code, grid_code=t.grid_code, sla_policy_key=t.sla_policy_key,
-        received_at=t.received_at, dispatched_at=t.dispatched_at,
+        ticket_id=t.id,
+        ticket_no=t.ticket_no,
+        tenant=t.tenant,
+        status=t.status.value,
+        channel=t.channel,
+        category_code=t.category_code,
+        priority=t.priority,
+        description=t.description,
+        location=loc,
+        address=t.address,
+        reporter=domain.unit_view_of_reporter(t.reporter, t.demand_type).model_copy(update={"contact_token": None}),
+        unit_code=t.unit_code,
+        grid_code=t.grid_code,
+        sla_policy_key=t.sla_policy_key,
+        received_at=t.received_at,
+        dispatched_at=t.dispatched_at,
     )

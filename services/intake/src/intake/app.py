@@ -37,11 +37,17 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, schema=store.SCHEMA)
         sessions = session_factory(engine)
         runtime = MessagingRuntime(
-            settings, engine=engine, sessions=sessions, outbox=store.outbox, inbox=store.inbox,
-            topics=[DISPATCH.name], handlers=HANDLERS,
+            settings,
+            engine=engine,
+            sessions=sessions,
+            outbox=store.outbox,
+            inbox=store.inbox,
+            topics=[DISPATCH.name],
+            handlers=HANDLERS,
         )
-        app.state.deps = Deps(sessions=sessions, pii=pii, transit=transit,
-                              metrics_received=lambda ch: metrics.RECEIVED.labels(ch).inc())
+        app.state.deps = Deps(
+            sessions=sessions, pii=pii, transit=transit, metrics_received=lambda ch: metrics.RECEIVED.labels(ch).inc()
+        )
         app.state.runtime = runtime
         await runtime.start()
         try:

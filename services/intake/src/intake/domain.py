@@ -102,41 +102,76 @@ class HistoryEntry:
 def unit_view_of_reporter(reporter: ReporterRef, demand_type: DemandType | None) -> ReporterRef:
     """What travels to routing and units: nothing at all for confidential callers and every 举报."""
     if reporter.confidential or demand_type == "report":
-        return ReporterRef(contact_token=reporter.contact_token, masked_phone=None, confidential=True,
-                           anonymous=reporter.anonymous)
+        return ReporterRef(
+            contact_token=reporter.contact_token, masked_phone=None, confidential=True, anonymous=reporter.anonymous
+        )
     return reporter
 
 
-def receive(report: Report, *, ticket_id: uuid.UUID, ticket_no: str, now: datetime) -> tuple[Ticket, HistoryEntry, list[TicketReceivedV1]]:
+def receive(
+    report: Report, *, ticket_id: uuid.UUID, ticket_no: str, now: datetime
+) -> tuple[Ticket, HistoryEntry, list[TicketReceivedV1]]:
     ticket = Ticket(
-        id=ticket_id, tenant=report.tenant, ticket_no=ticket_no, status=Status.RECEIVED, channel=report.channel,
-        category_code=report.category_code, description=report.description, demand_type=report.demand_type,
-        priority=report.priority, location=report.location, address=report.address, area_code=report.area_code,
-        reported_at=report.reported_at, received_at=now, reporter=report.reporter,
+        id=ticket_id,
+        tenant=report.tenant,
+        ticket_no=ticket_no,
+        status=Status.RECEIVED,
+        channel=report.channel,
+        category_code=report.category_code,
+        description=report.description,
+        demand_type=report.demand_type,
+        priority=report.priority,
+        location=report.location,
+        address=report.address,
+        area_code=report.area_code,
+        reported_at=report.reported_at,
+        received_at=now,
+        reporter=report.reporter,
     )
     event = TicketReceivedV1(
-        ticket_id=ticket.id, ticket_no=ticket_no, channel=ticket.channel, category_code=ticket.category_code,
-        demand_type=ticket.demand_type, priority=ticket.priority, description=ticket.description,
+        ticket_id=ticket.id,
+        ticket_no=ticket_no,
+        channel=ticket.channel,
+        category_code=ticket.category_code,
+        demand_type=ticket.demand_type,
+        priority=ticket.priority,
+        description=ticket.description,
         location=GeoPoint(lon=report.location.lon, lat=report.location.lat) if report.location else None,
-        address=ticket.address, area_code=ticket.area_code, reported_at=ticket.reported_at, received_at=now,
+        address=ticket.address,
+        area_code=ticket.area_code,
+        reported_at=ticket.reported_at,
+        received_at=now,
         reporter=unit_view_of_reporter(ticket.reporter, ticket.demand_type),
     )
     history = HistoryEntry("receive", None, Status.RECEIVED, f"{report.channel}", "工单已受理")
     return ticket, history, [event]
 
 
-def apply_dispatch(ticket: Ticket, decision: DispatchAssignedV1, now: datetime) -> tuple[Ticket, HistoryEntry, list[TicketDispatchedV1]]:
+def apply_dispatch(
+    ticket: Ticket, decision: DispatchAssignedV1, now: datetime
+) -> tuple[Ticket, HistoryEntry, list[TicketDispatchedV1]]:
     if ticket.status not in (Status.RECEIVED, Status.AWAITING_MANUAL):
         raise TransitionRefused("not_dispatchable", f"工单状态为{ticket.status}，不能派单")
     new = replace(
-        ticket, status=Status.DISPATCHED, unit_code=decision.unit_code, co_unit_codes=tuple(decision.co_unit_codes),
-        grid_code=decision.grid_code, sla_policy_key=decision.sla_policy_key, dispatched_at=now,
+        ticket,
+        status=Status.DISPATCHED,
+        unit_code=decision.unit_code,
+        co_unit_codes=tuple(decision.co_unit_codes),
+        grid_code=decision.grid_code,
+        sla_policy_key=decision.sla_policy_key,
+        dispatched_at=now,
         version=ticket.version + 1,
     )
     event = TicketDispatchedV1(
-        ticket_id=ticket.id, ticket_no=ticket.ticket_no, category_code=ticket.category_code,
-        priority=ticket.priority, unit_code=decision.unit_code, co_unit_codes=list(decision.co_unit_codes),
-        grid_code=decision.grid_code, sla_policy_key=decision.sla_policy_key, dispatched_at=now,
+        ticket_id=ticket.id,
+        ticket_no=ticket.ticket_no,
+        category_code=ticket.category_code,
+        priority=ticket.priority,
+        unit_code=decision.unit_code,
+        co_unit_codes=list(decision.co_unit_codes),
+        grid_code=decision.grid_code,
+        sla_policy_key=decision.sla_policy_key,
+        dispatched_at=now,
         reporter=unit_view_of_reporter(ticket.reporter, ticket.demand_type),
     )
     note = f"派至 {decision.unit_name}（{decision.unit_code}），依据规则 {decision.rule_id}"
@@ -147,5 +182,10 @@ def apply_needs_manual(ticket: Ticket, decision: DispatchNeedsManualV1) -> tuple
     if ticket.status != Status.RECEIVED:
         raise TransitionRefused("not_awaiting_dispatch", f"工单状态为{ticket.status}，不能转人工派单")
     new = replace(ticket, status=Status.AWAITING_MANUAL, version=ticket.version + 1)
-    return new, HistoryEntry("await_manual", ticket.status, Status.AWAITING_MANUAL, "routing",
-                             f"转人工派单：{decision.reason}（{decision.reason_code}）")
+    return new, HistoryEntry(
+        "await_manual",
+        ticket.status,
+        Status.AWAITING_MANUAL,
+        "routing",
+        f"转人工派单：{decision.reason}（{decision.reason_code}）",
+    )

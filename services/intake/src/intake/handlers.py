@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,5 +46,3 @@ async def on_dispatch_needs_manual(session: AsyncSession, env: Envelope[Any]) ->
         return
     await store.update_ticket(session, new, ticket.version)
     await store.add_history(session, ticket.id, entry, datetime.now(UTC), env.id)
-
-

@@ -7,5 +7,11 @@ from .app import create_app
 from .settings import NotifySettings
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], settings_cls=NotifySettings, create_app=create_app,
-                  migrations_dir=Path(__file__).parent / "migrations"))
+    sys.exit(
+        main(
+            sys.argv[1:],
+            settings_cls=NotifySettings,
+            create_app=create_app,
+            migrations_dir=Path(__file__).parent / "migrations",
+        )
+    )

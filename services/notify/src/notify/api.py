@@ -68,8 +68,15 @@ def build_router() -> APIRouter:
             raise ApiError(422, "invalid_phone", str(exc)) from exc
         masked = mask_phone(phone)
         async with sessions() as s, s.begin():
-            await store.upsert_recipient(s, tenant=tenant, kind=kind, ref=ref, name=body.name,
-                                         phone_sealed=pii.seal(phone, "recipient-phone"), masked=masked)
+            await store.upsert_recipient(
+                s,
+                tenant=tenant,
+                kind=kind,
+                ref=ref,
+                name=body.name,
+                phone_sealed=pii.seal(phone, "recipient-phone"),
+                masked=masked,
+            )
         return RecipientOut(tenant=tenant, kind=kind, ref=ref, name=body.name, masked_phone=masked)
 
     @router.get("/tickets/{ticket_id}/notifications", response_model=list[NotificationOut])
@@ -77,8 +84,18 @@ def build_router() -> APIRouter:
         """Every notification about a ticket and where its delivery stands."""
         async with sessions() as s:
             rows = await store.list_for_ticket(s, tenant, ticket_id)
-        return [NotificationOut(id=r.id, template=r.template, recipient_kind=r.recipient_kind,
-                                masked_recipient=r.masked_recipient, status=r.status, attempts=r.attempts,
-                                provider=r.provider, last_code=r.last_code) for r in rows]
+        return [
+            NotificationOut(
+                id=r.id,
+                template=r.template,
+                recipient_kind=r.recipient_kind,
+                masked_recipient=r.masked_recipient,
+                status=r.status,
+                attempts=r.attempts,
+                provider=r.provider,
+                last_code=r.last_code,
+            )
+            for r in rows
+        ]
 
     return router

@@ -30,10 +30,19 @@ from .settings import NotifySettings
 def make_provider(settings: NotifySettings, http: httpx.AsyncClient) -> SmsProvider:
     secret = settings.sms_access_key_secret.get_secret_value()
     if settings.sms_provider == "tencent":
-        return TencentSmsClient(http, secret_id=settings.sms_access_key_id, secret_key=secret,
-                                sdk_app_id=settings.sms_sdk_app_id, base_url=settings.sms_provider_base_url)
-    return AliyunSmsClient(http, access_key_id=settings.sms_access_key_id, access_key_secret=secret,
-                           base_url=settings.sms_provider_base_url)
+        return TencentSmsClient(
+            http,
+            secret_id=settings.sms_access_key_id,
+            secret_key=secret,
+            sdk_app_id=settings.sms_sdk_app_id,
+            base_url=settings.sms_provider_base_url,
+        )
+    return AliyunSmsClient(
+        http,
+        access_key_id=settings.sms_access_key_id,
+        access_key_secret=secret,
+        base_url=settings.sms_provider_base_url,
+    )
 
 
 def create_app(settings: NotifySettings) -> FastAPI:
@@ -48,7 +57,11 @@ def create_app(settings: NotifySettings) -> FastAPI:
         sessions = session_factory(engine)
         http = httpx.AsyncClient(timeout=settings.sms_timeout_s)
         runtime = MessagingRuntime(
-            settings, engine=engine, sessions=sessions, outbox=store.outbox, inbox=store.inbox,
+            settings,
+            engine=engine,
+            sessions=sessions,
+            outbox=store.outbox,
+            inbox=store.inbox,
             topics=[TICKETS.name, SLA.name],
             handlers={TicketReceivedV1: handlers.on_ticket_received, SlaClockStartedV1: handlers.on_clock_started},
         )
@@ -56,10 +69,16 @@ def create_app(settings: NotifySettings) -> FastAPI:
         app.state.runtime = runtime
         await runtime.start()
         if "worker" in settings.roles:
-            sender = Sender(sessions=sessions, provider=make_provider(settings, http), pii=pii,
-                            sign_name=settings.sms_sign_name, templates=settings.sms_templates,
-                            batch_max=settings.sender_batch_max, max_attempts=settings.sender_max_attempts,
-                            call_timeout_s=settings.sms_timeout_s)
+            sender = Sender(
+                sessions=sessions,
+                provider=make_provider(settings, http),
+                pii=pii,
+                sign_name=settings.sms_sign_name,
+                templates=settings.sms_templates,
+                batch_max=settings.sender_batch_max,
+                max_attempts=settings.sender_max_attempts,
+                call_timeout_s=settings.sms_timeout_s,
+            )
             runtime.tasks.start("sender", sender.run(), sender.stop)
         try:
             yield

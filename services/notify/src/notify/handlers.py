@@ -29,17 +29,31 @@ class Handlers:
     async def on_clock_started(self, session: AsyncSession, env: Envelope[Any]) -> None:
         await self._record(session, env, domain.on_clock_started(env.id, env.data))
 
-    async def _record(self, session: AsyncSession, env: Envelope[Any], requests: list[domain.NotificationRequest]) -> None:
+    async def _record(
+        self, session: AsyncSession, env: Envelope[Any], requests: list[domain.NotificationRequest]
+    ) -> None:
         for req in requests:
             sealed, masked, status, error = await self._resolve(session, env.tenant, req.recipient)
             await store.add_notification(
-                session, id=uuid.uuid4(), dedupe_key=req.dedupe_key, tenant=env.tenant, ticket_id=req.ticket_id,
-                channel="sms", template=req.template, params=req.params, recipient_kind=req.recipient.kind,
-                recipient_ref=req.recipient.ref, address_sealed=sealed, masked_recipient=masked, status=status,
+                session,
+                id=uuid.uuid4(),
+                dedupe_key=req.dedupe_key,
+                tenant=env.tenant,
+                ticket_id=req.ticket_id,
+                channel="sms",
+                template=req.template,
+                params=req.params,
+                recipient_kind=req.recipient.kind,
+                recipient_ref=req.recipient.ref,
+                address_sealed=sealed,
+                masked_recipient=masked,
+                status=status,
                 last_code=error,
             )
 
-    async def _resolve(self, session: AsyncSession, tenant: str, r: domain.Recipient) -> tuple[str | None, str, str, str | None]:
+    async def _resolve(
+        self, session: AsyncSession, tenant: str, r: domain.Recipient
+    ) -> tuple[str | None, str, str, str | None]:
         """(sealed phone, masked phone, status, error code): the number is re-sealed under notify's own key."""
         if r.contact_token is not None:
             try:
@@ -53,4 +67,3 @@ class Handlers:
             log.warning("no %s recipient %s in tenant %s", r.kind, r.ref, tenant)
             return None, "—", "failed", "no_recipient"
         return row.phone_sealed, row.masked, "pending", None
-

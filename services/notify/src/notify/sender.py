@@ -8,6 +8,7 @@ the row ``sending``; the sweep turns it ``ambiguous`` instead of sending it agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,9 +26,18 @@ log = logging.getLogger(__name__)
 
 
 class Sender:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], provider: SmsProvider, pii: Keyring,
-                 sign_name: str, templates: dict[str, str], batch_max: int, max_attempts: int,
-                 call_timeout_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        provider: SmsProvider,
+        pii: Keyring,
+        sign_name: str,
+        templates: dict[str, str],
+        batch_max: int,
+        max_attempts: int,
+        call_timeout_s: float,
+    ) -> None:
         self.sessions = sessions
         self.provider = provider
         self.pii = pii
@@ -50,10 +60,8 @@ class Sender:
                 log.exception("sender iteration failed")
                 n = 0
             if n == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=0.2)
-                except TimeoutError:
-                    pass
 
     async def run_once(self) -> int:
         now = datetime.now(UTC)
@@ -73,33 +81,59 @@ class Sender:
     async def _deliver(self, row: Any) -> None:
         code = self.templates.get(row.template)
         if code is None or row.address_sealed is None:
-            result = SendResult(self.provider.name, "rejected", None, "no_template" if code is None else "no_address",
-                                "模板未配置" if code is None else "无接收号码")
+            result = SendResult(
+                self.provider.name,
+                "rejected",
+                None,
+                "no_template" if code is None else "no_address",
+                "模板未配置" if code is None else "无接收号码",
+            )
         else:
-            msg = SmsMessage(phone=self.pii.open(row.address_sealed, "recipient-phone"), sign_name=self.sign_name,
-                             template_code=code, template_params=dict(row.params), out_id=str(row.id))
+            msg = SmsMessage(
+                phone=self.pii.open(row.address_sealed, "recipient-phone"),
+                sign_name=self.sign_name,
+                template_code=code,
+                template_params=dict(row.params),
+                out_id=str(row.id),
+            )
             result = await self.provider.send(msg)
         now = datetime.now(UTC)
         status, events = domain.after_attempt(
-            notification_id=row.id, ticket_id=row.ticket_id, template=row.template, recipient_kind=row.recipient_kind,
-            masked=row.masked_recipient, provider=result.provider, outcome=result.outcome, code=result.code,
-            message=result.message, provider_message_id=result.provider_message_id, attempts=row.attempts + 1,
-            max_attempts=self.max_attempts, now=now,
+            notification_id=row.id,
+            ticket_id=row.ticket_id,
+            template=row.template,
+            recipient_kind=row.recipient_kind,
+            masked=row.masked_recipient,
+            provider=result.provider,
+            outcome=result.outcome,
+            code=result.code,
+            message=result.message,
+            provider_message_id=result.provider_message_id,
+            attempts=row.attempts + 1,
+            max_attempts=self.max_attempts,
+            now=now,
         )
         metrics.SENDS.labels("sms", result.provider, result.outcome).inc()
         backoff = result.retry_after_s or min(2 ** (row.attempts + 1), 300)
         async with self.sessions() as s, s.begin():
             await store.finish(
-                s, row.id, status=status, provider=result.provider, provider_message_id=result.provider_message_id,
-                last_code=result.code, last_error=None if status == "sent" else result.message[:500],
+                s,
+                row.id,
+                status=status,
+                provider=result.provider,
+                provider_message_id=result.provider_message_id,
+                last_code=result.code,
+                last_error=None if status == "sent" else result.message[:500],
                 sent_at=now if status == "sent" else None,
                 next_attempt_at=now + timedelta(seconds=backoff),
             )
             subject = str(row.ticket_id or row.id)
-            await outbox.add(s, store.outbox, [
-                Envelope(source="notify", tenant=row.tenant, subject=subject, correlation_id=subject, data=e)
-                for e in events
-            ])
+            await outbox.add(
+                s,
+                store.outbox,
+                [
+                    Envelope(source="notify", tenant=row.tenant, subject=subject, correlation_id=subject, data=e)
+                    for e in events
+                ],
+            )
         log.info("notification %s: %s (%s)", row.id, status, result.code)
-
-

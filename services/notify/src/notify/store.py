@@ -17,7 +17,8 @@ SCHEMA = "notify"
 metadata: MetaData = service_metadata(SCHEMA)
 
 notification = Table(
-    "notification", metadata,
+    "notification",
+    metadata,
     Column("id", Uuid, primary_key=True),
     Column("dedupe_key", Text, nullable=False, unique=True),  # one event → at most one message per recipient
     Column("tenant", Text, nullable=False),
@@ -44,7 +45,8 @@ notification = Table(
 Index("ix_notification_due", notification.c.next_attempt_at, postgresql_where=text("status = 'pending'"))
 
 recipient = Table(
-    "recipient", metadata,
+    "recipient",
+    metadata,
     Column("tenant", Text, primary_key=True),
     Column("kind", Text, primary_key=True),
     Column("ref", Text, primary_key=True),
@@ -64,27 +66,44 @@ async def add_notification(session: AsyncSession, **values: Any) -> bool:
 
 
 async def get_recipient(session: AsyncSession, tenant: str, kind: str, ref: str) -> Any | None:
-    return (await session.execute(select(recipient).where(
-        recipient.c.tenant == tenant, recipient.c.kind == kind, recipient.c.ref == ref))).first()
+    return (
+        await session.execute(
+            select(recipient).where(recipient.c.tenant == tenant, recipient.c.kind == kind, recipient.c.ref == ref)
+        )
+    ).first()
 
 
 async def upsert_recipient(session: AsyncSession, **values: Any) -> None:
     stmt = insert(recipient).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant", "kind", "ref"],
-        set_={"name": stmt.excluded.name, "phone_sealed": stmt.excluded.phone_sealed,
-              "masked": stmt.excluded.masked, "updated_at": func.now()})
+        set_={
+            "name": stmt.excluded.name,
+            "phone_sealed": stmt.excluded.phone_sealed,
+            "masked": stmt.excluded.masked,
+            "updated_at": func.now(),
+        },
+    )
     await session.execute(stmt)
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Any]:
     """Take due notifications and mark them ``sending`` (committed before the provider call)."""
-    rows = (await session.execute(
-        select(notification).where(notification.c.status == "pending", notification.c.next_attempt_at <= now)
-        .order_by(notification.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True))).all()
+    rows = (
+        await session.execute(
+            select(notification)
+            .where(notification.c.status == "pending", notification.c.next_attempt_at <= now)
+            .order_by(notification.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
     if rows:
-        await session.execute(notification.update().where(notification.c.id.in_([r.id for r in rows]))
-                              .values(status="sending", attempts=notification.c.attempts + 1, claimed_at=now))
+        await session.execute(
+            notification.update()
+            .where(notification.c.id.in_([r.id for r in rows]))
+            .values(status="sending", attempts=notification.c.attempts + 1, claimed_at=now)
+        )
     return list(rows)
 
 
@@ -94,14 +113,21 @@ async def finish(session: AsyncSession, nid: uuid.UUID, **values: Any) -> None:
 
 async def mark_interrupted_sends(session: AsyncSession, older_than: datetime) -> int:
     """Rows left ``sending`` by a killed process: the provider may have delivered them. Never resend."""
-    res = await session.execute(notification.update().where(
-        notification.c.status == "sending", notification.c.claimed_at < older_than)
-                                .values(status="ambiguous", last_code="interrupted",
-                                        last_error="process stopped during the provider call"))
+    res = await session.execute(
+        notification.update()
+        .where(notification.c.status == "sending", notification.c.claimed_at < older_than)
+        .values(status="ambiguous", last_code="interrupted", last_error="process stopped during the provider call")
+    )
     return int(res.rowcount)  # type: ignore[attr-defined]
 
 
 async def list_for_ticket(session: AsyncSession, tenant: str, ticket_id: uuid.UUID) -> list[Any]:
-    return list((await session.execute(select(notification).where(
-        notification.c.tenant == tenant, notification.c.ticket_id == ticket_id
-    ).order_by(notification.c.created_at))).all())
+    return list(
+        (
+            await session.execute(
+                select(notification)
+                .where(notification.c.tenant == tenant, notification.c.ticket_id == ticket_id)
+                .order_by(notification.c.created_at)
+            )
+        ).all()
+    )

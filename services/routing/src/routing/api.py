@@ -48,10 +48,13 @@ def build_router() -> APIRouter:
     async def post_directory(tenant: str, body: DirectoryIn, sessions: Sessions) -> Any:
         """Import a new directory version (grids GeoJSON + bundle). Rejected whole, with a report, on any error."""
         async with sessions() as s, s.begin():
-            version, report = await import_directory(s, tenant=tenant, grids=body.grids, bundle=body.bundle,
-                                                     imported_by=body.imported_by)
-        issues = [{"severity": i.severity, "code": i.code, "message": i.message, "subject": i.subject,
-                   "area_m2": i.area_m2} for i in report.issues]
+            version, report = await import_directory(
+                s, tenant=tenant, grids=body.grids, bundle=body.bundle, imported_by=body.imported_by
+            )
+        issues = [
+            {"severity": i.severity, "code": i.code, "message": i.message, "subject": i.subject, "area_m2": i.area_m2}
+            for i in report.issues
+        ]
         if version is None:
             raise ApiError(422, "directory_invalid", "目录校验未通过，未导入", issues)
         return {"tenant": tenant, "version": version, "issues": issues}
@@ -63,8 +66,17 @@ def build_router() -> APIRouter:
             rows = await store.decisions(s, tenant, ticket_id)
         if not rows:
             raise ApiError(404, "no_decision", "该工单尚无派单记录")
-        return [DecisionOut(outcome=r.outcome, unit_code=r.unit_code, rule_id=r.rule_id, reason_code=r.reason_code,
-                            directory_version=r.directory_version, trail=r.trail, decided_at=r.decided_at)
-                for r in rows]
+        return [
+            DecisionOut(
+                outcome=r.outcome,
+                unit_code=r.unit_code,
+                rule_id=r.rule_id,
+                reason_code=r.reason_code,
+                directory_version=r.directory_version,
+                trail=r.trail,
+                decided_at=r.decided_at,
+            )
+            for r in rows
+        ]
 
     return router

@@ -29,8 +29,13 @@ def create_app(settings: RoutingSettings) -> FastAPI:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, schema=store.SCHEMA)
         sessions = session_factory(engine)
         runtime = MessagingRuntime(
-            settings, engine=engine, sessions=sessions, outbox=store.outbox, inbox=store.inbox,
-            topics=[TICKETS.name], handlers={TicketReceivedV1: routing.on_ticket_received},
+            settings,
+            engine=engine,
+            sessions=sessions,
+            outbox=store.outbox,
+            inbox=store.inbox,
+            topics=[TICKETS.name],
+            handlers={TicketReceivedV1: routing.on_ticket_received},
         )
         app.state.sessions = sessions
         app.state.runtime = runtime

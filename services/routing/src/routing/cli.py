@@ -28,8 +28,9 @@ def import_directory_command(settings: RoutingSettings, argv: list[str]) -> int:
         engine = create_engine(settings.database_url, schema=store.SCHEMA)
         try:
             async with session_factory(engine)() as s, s.begin():
-                version, report = await import_directory(s, tenant=args.tenant, grids=grids, bundle=bundle,
-                                                         imported_by=args.by)
+                version, report = await import_directory(
+                    s, tenant=args.tenant, grids=grids, bundle=bundle, imported_by=args.by
+                )
         finally:
             await engine.dispose()
         for issue in report.issues:

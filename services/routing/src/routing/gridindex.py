@@ -5,18 +5,24 @@
 deepest level (a 基础网格 if one covers it, else the 社区, else the 街道 …), then the smallest area
 (in whole m², so that floating-point noise between two equal grids does not decide), then the lowest
 code. A point exactly on the edge two sibling grids share therefore always resolves to the same one:
-the smaller grid, or on equal areas the one with the lower code. The order is precomputed as one
-integer rank per grid, so a lookup is a bounding-box query plus exact point-in-polygon tests on the
-few candidates (``shapely.intersects_xy`` on prepared polygons), then a minimum.
+the smaller grid, or on equal areas the one with the lower code.
 
-万米单元网格 (``unit_grid``) are a separate layer with their own tree (:meth:`GridIndex.locate_unit_grid`);
-they never shadow base grids.
+**How.** The order is precomputed as one integer rank per grid. :meth:`GridIndex.locate_many` runs
+one vectorised ``STRtree`` query and exact ``shapely.intersects_xy`` tests on prepared polygons, then
+takes the best rank per point. A single :meth:`GridIndex.locate` avoids building a shapely point (which
+costs more than the whole lookup): a uniform cell table, filled from the STRtree at build time, lists
+each cell's candidates best rank first, and the first one that covers the point is the answer. Both
+paths give the same answers (a test checks it).
+
+万米单元网格 (``unit_grid``) are a separate layer (:meth:`GridIndex.locate_unit_grid`); they never
+shadow base grids.
 
 Immutable after :meth:`GridIndex.build`; safe to share between coroutines and threads.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,42 +33,95 @@ from numpy.typing import NDArray
 
 from .directory import BASE_LEVELS, LEVEL_DEPTH, Grid
 
+_CELLS_PER_GRID = 2  # cell table size relative to the number of grids
+_MAX_CELLS_PER_AXIS = 2048
+_CELL_PAD_DEG = 1e-9  # cell boxes overlap by this much so rounding never drops a candidate
+
 
 @dataclass(frozen=True, eq=False)
 class _Layer:
+    """One layer of grids: an STRtree (bulk queries) and a uniform cell table (single lookups).
+
+    The cell table is built from the tree once: each cell lists the grids whose bounding boxes touch
+    it, best rank first, so a single lookup is arithmetic, a list walk with a bounding-box check and
+    usually one exact point-in-polygon test; the first grid that covers the point is the answer.
+    """
+
     grids: tuple[Grid, ...]
     geoms: NDArray[np.object_]
     rank: NDArray[np.int64]  # lower is preferred
     tree: Any  # shapely.STRtree
+    bounds: tuple[tuple[float, float, float, float], ...]
+    extent: tuple[float, float, float, float]
+    shape: tuple[int, int]  # cells along x, along y
+    cells: tuple[tuple[int, ...], ...]
 
     @classmethod
     def build(cls, grids: Sequence[Grid]) -> _Layer:
         ordered = sorted(grids, key=lambda g: (-LEVEL_DEPTH[g.level], round(g.area_m2), g.code))
-        rank = {g.code: i for i, g in enumerate(ordered)}
+        rank_of = {g.code: i for i, g in enumerate(ordered)}
         by_code = tuple(sorted(grids, key=lambda g: g.code))
         geoms = np.array([g.geometry for g in by_code], dtype=object)
         shapely.prepare(geoms)
+        rank = np.array([rank_of[g.code] for g in by_code], dtype=np.int64)
+        tree = shapely.STRtree(geoms)
+        if not by_code:
+            return cls((), geoms, rank, tree, (), (0.0, 0.0, 0.0, 0.0), (0, 0), ())
+        all_bounds = shapely.bounds(geoms)
+        x0, y0 = float(all_bounds[:, 0].min()), float(all_bounds[:, 1].min())
+        x1, y1 = float(all_bounds[:, 2].max()), float(all_bounds[:, 3].max())
+        side = math.sqrt(_CELLS_PER_GRID * len(by_code) / max((x1 - x0) * (y1 - y0), 1e-18))
+        nx = max(1, min(_MAX_CELLS_PER_AXIS, math.ceil((x1 - x0) * side)))
+        ny = max(1, min(_MAX_CELLS_PER_AXIS, math.ceil((y1 - y0) * side)))
+        w, h = (x1 - x0) / nx, (y1 - y0) / ny
+        cell_ids = np.arange(nx * ny)  # cell id = iy * nx + ix
+        ix, iy = cell_ids % nx, cell_ids // nx
+        boxes = shapely.box(
+            x0 + ix * w - _CELL_PAD_DEG,
+            y0 + iy * h - _CELL_PAD_DEG,
+            x0 + (ix + 1) * w + _CELL_PAD_DEG,
+            y0 + (iy + 1) * h + _CELL_PAD_DEG,
+        )
+        cell_idx, grid_idx = tree.query(boxes)
+        order = np.lexsort((rank[grid_idx], cell_idx))
+        cell_idx, grid_idx = cell_idx[order], grid_idx[order]
+        splits = np.searchsorted(cell_idx, np.arange(nx * ny + 1))
+        listed = grid_idx.tolist()
+        cells = tuple(tuple(listed[splits[c] : splits[c + 1]]) for c in range(nx * ny))
         return cls(
             grids=by_code,
             geoms=geoms,
-            rank=np.array([rank[g.code] for g in by_code], dtype=np.int64),
-            tree=shapely.STRtree(geoms),
+            rank=rank,
+            tree=tree,
+            bounds=tuple((float(a), float(b), float(c), float(d)) for a, b, c, d in all_bounds),
+            extent=(x0, y0, x1, y1),
+            shape=(nx, ny),
+            cells=cells,
         )
 
+    def _cell(self, lon: float, lat: float) -> tuple[int, ...]:
+        x0, y0, x1, y1 = self.extent
+        # Written so that NaN fails too.
+        if not self.grids or not (x0 <= lon <= x1 and y0 <= lat <= y1):
+            return ()
+        nx, ny = self.shape
+        ix = min(int((lon - x0) / (x1 - x0) * nx), nx - 1) if x1 > x0 else 0
+        iy = min(int((lat - y0) / (y1 - y0) * ny), ny - 1) if y1 > y0 else 0
+        return self.cells[iy * nx + ix]
+
+    def _covers(self, i: int, lon: float, lat: float) -> bool:
+        minx, miny, maxx, maxy = self.bounds[i]
+        return minx <= lon <= maxx and miny <= lat <= maxy and bool(shapely.intersects_xy(self.geoms[i], lon, lat))
+
     def candidates(self, lon: float, lat: float) -> list[int]:
-        if not self.grids:
-            return []
-        idx = self.tree.query(shapely.points(lon, lat))
-        if len(idx) == 0:
-            return []
-        hit = shapely.intersects_xy(self.geoms[idx], lon, lat)
-        return [int(i) for i in idx[hit]]
+        """Every grid covering the point, best rank first."""
+        return [i for i in self._cell(lon, lat) if self._covers(i, lon, lat)]
 
     def locate(self, lon: float, lat: float) -> Grid | None:
-        found = self.candidates(lon, lat)
-        if not found:
-            return None
-        return self.grids[min(found, key=lambda i: int(self.rank[i]))]
+        for i in self._cell(lon, lat):
+            if self._covers(i, lon, lat):
+                return self.grids[i]
+        return None
 
     def locate_many(self, lons: NDArray[np.float64], lats: NDArray[np.float64]) -> list[Grid | None]:
         result: list[Grid | None] = [None] * len(lons)
@@ -119,7 +178,7 @@ class GridIndex:
     def covering(self, lon: float, lat: float) -> tuple[Grid, ...]:
         """Every base grid covering the point, preferred first (deepest, smallest, lowest code)."""
         found = self.base.candidates(lon, lat)
-        return tuple(self.base.grids[i] for i in sorted(found, key=lambda i: int(self.base.rank[i])))
+        return tuple(self.base.grids[i] for i in found)
 
     def locate_unit_grid(self, lon: float, lat: float) -> Grid | None:
         """The 万米单元网格 covering the point (same tie rule), or None."""

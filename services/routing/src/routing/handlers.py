@@ -29,7 +29,9 @@ class Loaded:
     index: GridIndex
 
 
-def build_directory(tenant: str, version: int, grids: dict[str, Any], bundle: dict[str, Any]) -> tuple[Loaded | None, ValidationReport]:
+def build_directory(
+    tenant: str, version: int, grids: dict[str, Any], bundle: dict[str, Any]
+) -> tuple[Loaded | None, ValidationReport]:
     """Parse and check a directory; None when it has errors (it must never be used for dispatch)."""
     grid_list, grid_report = load_geojson(grids)
     parsed, bundle_report = load_bundle({**bundle, "tenant": tenant})
@@ -83,30 +85,44 @@ class Routing:
         ticket = domain.TicketToRoute.from_event(e, tenant=env.tenant)
         if loaded is None:
             decision = domain.Decision(
-                event=DispatchNeedsManualV1(ticket_id=e.ticket_id, reason_code="no_directory",
-                                                   reason="该区划尚未导入网格与派单目录", decided_at=now),
-                trail=(f"租户 {env.tenant} 没有目录版本",))
+                event=DispatchNeedsManualV1(
+                    ticket_id=e.ticket_id,
+                    reason_code="no_directory",
+                    reason="该区划尚未导入网格与派单目录",
+                    decided_at=now,
+                ),
+                trail=(f"租户 {env.tenant} 没有目录版本",),
+            )
         else:
             decision = domain.decide(ticket, loaded.directory, loaded.index, now, min_confidence=self.min_confidence)
         ev = decision.event
         assigned = isinstance(ev, DispatchAssignedV1)
         await store.add_decision(
-            session, ticket_id=e.ticket_id, tenant=env.tenant, outcome="assigned" if assigned else "needs_manual",
+            session,
+            ticket_id=e.ticket_id,
+            tenant=env.tenant,
+            outcome="assigned" if assigned else "needs_manual",
             unit_code=ev.unit_code if isinstance(ev, DispatchAssignedV1) else None,
             rule_id=ev.rule_id if isinstance(ev, DispatchAssignedV1) else None,
-            reason_code=decision.reason_code, directory_version=loaded.directory.version if loaded else None,
-            trail=list(decision.trail), event=ev.model_dump(mode="json"), decided_at=now)
+            reason_code=decision.reason_code,
+            directory_version=loaded.directory.version if loaded else None,
+            trail=list(decision.trail),
+            event=ev.model_dump(mode="json"),
+            decided_at=now,
+        )
         await outbox.add(session, store.outbox, [env.caused(ev, source="routing")])
         metrics.DECISIONS.labels("assigned" if assigned else "needs_manual", decision.reason_code or "").inc()
 
 
-async def import_directory(session: AsyncSession, *, tenant: str, grids: dict[str, Any], bundle: dict[str, Any],
-                           imported_by: str) -> tuple[int | None, ValidationReport]:
+async def import_directory(
+    session: AsyncSession, *, tenant: str, grids: dict[str, Any], bundle: dict[str, Any], imported_by: str
+) -> tuple[int | None, ValidationReport]:
     """Check and store a new directory version; nothing is stored when the check finds errors."""
     _, report = build_directory(tenant, 0, grids, bundle)
     if not report.ok:
         return None, report
     warnings = [{"code": i.code, "message": i.message, "subject": i.subject} for i in report.warnings]
-    version = await store.add_version(session, tenant=tenant, grids=grids, bundle=bundle, report=warnings,
-                                      imported_by=imported_by)
+    version = await store.add_version(
+        session, tenant=tenant, grids=grids, bundle=bundle, report=warnings, imported_by=imported_by
+    )
     return version, report

@@ -1,4 +1,4 @@
-from gridline_boot.alembic_env import run
 from escalation.store import metadata
+from gridline_boot.alembic_env import run
 
 run(metadata)
