@@ -78,4 +78,171 @@ class TicketDispatchedV1(EventData):
     reporter: ReporterRef
 
 
-register(TicketReceivedV1, TicketDispatchedV1)
+# The lifecycle of domain §1.3. Every transition intake applies is one of the events below; each
+# carries where it came from and went to, who did it and when, so a consumer needs no other state.
+TicketStatus = Literal[
+    "received",  # 受理中 / 已受理
+    "rejected",  # 不予受理
+    "direct_closed",  # 直办
+    "merged",  # 并单 (子单)
+    "awaiting_manual",  # 待派单 (人工)
+    "dispatched",  # 已派单, 待签收
+    "return_requested",  # 退单申请, 待审核
+    "accepted",  # 已签收, 办理中
+    "extension_requested",  # 延期申请
+    "replied",  # 已回复, 待审核
+    "pending_callback",  # 待回访
+    "closed",  # 办结
+    "archived",  # 归档
+]
+ActorRole = Literal["citizen", "hotline", "platform", "dispatcher", "unit", "grid_staff", "supervisor", "system"]
+Satisfaction = Literal["satisfied", "basically_satisfied", "unsatisfied", "unreachable"]
+
+
+class Transition(EventData):
+    """Fields every lifecycle transition carries (not an event itself: it has no TYPE)."""
+
+    ticket_id: uuid.UUID
+    ticket_no: str
+    from_status: TicketStatus
+    to_status: TicketStatus
+    actor_role: ActorRole
+    actor: str  # a unit code, staff id or integration id; never a citizen's personal data
+    at: datetime
+    unit_code: str | None = None  # the 主办 unit the ticket is with, if any
+    note: str = ""
+
+
+class TicketUpdatedV1(Transition):
+    """A 12345 platform re-pushed an order with changed fields; the change is in the history."""
+
+    TYPE = "ticket.updated"
+    VERSION = 1
+    changed_fields: list[str]
+
+
+class TicketSignedV1(Transition):
+    """签收: the unit accepted the ticket; the sign-for clock stops and handling starts."""
+
+    TYPE = "ticket.signed"
+    VERSION = 1
+
+
+class TicketReturnRequestedV1(Transition):
+    """退单申请: the unit says the ticket is not its duty (reason code + basis), inside the return window."""
+
+    TYPE = "ticket.return_requested"
+    VERSION = 1
+    reason_code: str
+    basis: str
+
+
+class TicketReturnResolvedV1(Transition):
+    """The return review's outcome as applied: approved (the ticket awaits 改派) or rejected (unit handles it)."""
+
+    TYPE = "ticket.return_resolved"
+    VERSION = 1
+    approved: bool
+    reviewer: str
+
+
+class TicketExtensionRequestedV1(Transition):
+    TYPE = "ticket.extension_requested"
+    VERSION = 1
+    working_days: int
+    reason: str
+
+
+class TicketExtensionReviewedV1(Transition):
+    """延期审批: approved moves the handling deadline by ``working_days``."""
+
+    TYPE = "ticket.extension_reviewed"
+    VERSION = 1
+    approved: bool
+    working_days: int
+    reviewer: str
+
+
+class TicketRepliedV1(Transition):
+    """回复: the unit's 办理结果, for platform review; the handling clock stops."""
+
+    TYPE = "ticket.replied"
+    VERSION = 1
+    reply: str
+    photo_count: int = 0
+
+
+class TicketReplyReviewedV1(Transition):
+    """Reply review: approved → 待回访; rejected → back to the unit (退回重办)."""
+
+    TYPE = "ticket.reply_reviewed"
+    VERSION = 1
+    approved: bool
+    reviewer: str
+
+
+class TicketCallbackRecordedV1(Transition):
+    """回访 result: satisfaction and whether the problem was actually solved (for 满意率 and 解决率)."""
+
+    TYPE = "ticket.callback_recorded"
+    VERSION = 1
+    satisfaction: Satisfaction
+    resolved: bool | None = None
+
+
+class TicketReopenedV1(Transition):
+    """重办: back to a unit after an unsatisfied callback; the handling clock restarts."""
+
+    TYPE = "ticket.reopened"
+    VERSION = 1
+    redo_count: int
+    reason: str
+
+
+class TicketClosedV1(Transition):
+    """办结: every clock of the ticket ends."""
+
+    TYPE = "ticket.closed"
+    VERSION = 1
+    satisfaction: Satisfaction | None = None
+    resolved: bool | None = None
+
+
+class TicketArchivedV1(Transition):
+    TYPE = "ticket.archived"
+    VERSION = 1
+
+
+class TicketMergedV1(Transition):
+    """并单: this ticket became a child of ``parent_ticket_id``; its reporter now follows the parent."""
+
+    TYPE = "ticket.merged"
+    VERSION = 1
+    parent_ticket_id: uuid.UUID
+    parent_ticket_no: str
+
+
+class TicketUnmergedV1(Transition):
+    TYPE = "ticket.unmerged"
+    VERSION = 1
+    former_parent_ticket_id: uuid.UUID
+
+
+register(
+    TicketReceivedV1,
+    TicketDispatchedV1,
+    TicketUpdatedV1,
+    TicketSignedV1,
+    TicketReturnRequestedV1,
+    TicketReturnResolvedV1,
+    TicketExtensionRequestedV1,
+    TicketExtensionReviewedV1,
+    TicketRepliedV1,
+    TicketReplyReviewedV1,
+    TicketCallbackRecordedV1,
+    TicketReopenedV1,
+    TicketClosedV1,
+    TicketArchivedV1,
+    TicketMergedV1,
+    TicketUnmergedV1,
+)

@@ -42,4 +42,65 @@ class DispatchNeedsManualV1(EventData):
     decided_at: datetime
 
 
-register(DispatchAssignedV1, DispatchNeedsManualV1)
+class DispatchDuplicateFoundV1(EventData):
+    """一事多报: ``ticket_id`` is a duplicate of the open ``parent_ticket_id`` (same tenant, category, place, time)."""
+
+    TYPE = "dispatch.duplicate_found"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    parent_ticket_id: uuid.UUID
+    distance_m: float | None = None
+    rule: str
+    decided_at: datetime
+
+
+class DispatchUnmergedV1(EventData):
+    """A dispatcher split a wrongly merged ticket off its parent; it is routed on its own."""
+
+    TYPE = "dispatch.unmerged"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    former_parent_ticket_id: uuid.UUID
+    dispatcher: str
+    decided_at: datetime
+
+
+class DispatchReturnReviewedV1(EventData):
+    """退单审核: approved → a new ``dispatch.assigned`` (改派, excluding the returning unit) follows."""
+
+    TYPE = "dispatch.return_reviewed"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    unit_code: str  # the unit that asked to return it
+    approved: bool
+    reviewer: str  # "auto:<rule>" or a dispatcher id
+    reason: str
+    decided_at: datetime
+
+
+class DirectoryVersionPublishedV1(EventData):
+    """A new directory version is live for a tenant (key: the tenant code)."""
+
+    TYPE = "directory.version_published"
+    VERSION = 1
+
+    tenant: str
+    version: int
+    grids: int
+    units: int
+    rules: int
+    imported_by: str
+    published_at: datetime
+
+
+register(
+    DispatchAssignedV1,
+    DispatchNeedsManualV1,
+    DispatchDuplicateFoundV1,
+    DispatchUnmergedV1,
+    DispatchReturnReviewedV1,
+    DirectoryVersionPublishedV1,
+)

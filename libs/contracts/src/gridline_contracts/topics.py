@@ -19,9 +19,33 @@ from .escalation import (
     SlaClockStoppedV1,
     SlaWarnedV1,
 )
-from .intake import TicketDispatchedV1, TicketReceivedV1
+from .intake import (
+    TicketArchivedV1,
+    TicketCallbackRecordedV1,
+    TicketClosedV1,
+    TicketDispatchedV1,
+    TicketExtensionRequestedV1,
+    TicketExtensionReviewedV1,
+    TicketMergedV1,
+    TicketReceivedV1,
+    TicketReopenedV1,
+    TicketRepliedV1,
+    TicketReplyReviewedV1,
+    TicketReturnRequestedV1,
+    TicketReturnResolvedV1,
+    TicketSignedV1,
+    TicketUnmergedV1,
+    TicketUpdatedV1,
+)
 from .notify import NotificationFailedV1, NotificationSentV1
-from .routing import DispatchAssignedV1, DispatchNeedsManualV1
+from .routing import (
+    DirectoryVersionPublishedV1,
+    DispatchAssignedV1,
+    DispatchDuplicateFoundV1,
+    DispatchNeedsManualV1,
+    DispatchReturnReviewedV1,
+    DispatchUnmergedV1,
+)
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -44,7 +68,24 @@ TICKETS = Topic(
     6,
     "ticket id",
     "Work-order lifecycle (工单流转).",
-    (TicketReceivedV1, TicketDispatchedV1),
+    (
+        TicketReceivedV1,
+        TicketDispatchedV1,
+        TicketUpdatedV1,
+        TicketSignedV1,
+        TicketReturnRequestedV1,
+        TicketReturnResolvedV1,
+        TicketExtensionRequestedV1,
+        TicketExtensionReviewedV1,
+        TicketRepliedV1,
+        TicketReplyReviewedV1,
+        TicketCallbackRecordedV1,
+        TicketReopenedV1,
+        TicketClosedV1,
+        TicketArchivedV1,
+        TicketMergedV1,
+        TicketUnmergedV1,
+    ),
     consumers=("routing", "escalation", "notify"),
 )
 DISPATCH = Topic(
@@ -53,8 +94,24 @@ DISPATCH = Topic(
     6,
     "ticket id",
     "Dispatch decisions (派单).",
-    (DispatchAssignedV1, DispatchNeedsManualV1),
-    consumers=("intake",),
+    (
+        DispatchAssignedV1,
+        DispatchNeedsManualV1,
+        DispatchDuplicateFoundV1,
+        DispatchUnmergedV1,
+        DispatchReturnReviewedV1,
+    ),
+    consumers=("intake", "notify"),
+)
+DIRECTORY = Topic(
+    "routing.directory.v1",
+    "routing",
+    1,
+    "tenant code",
+    "Directory versions (grids, units, 派单目录) as they are published.",
+    (DirectoryVersionPublishedV1,),
+    consumers=("notify", "escalation"),
+    retention_ms=52 * WEEK_MS,
 )
 SLA = Topic(
     "escalation.sla.v1",
@@ -72,7 +129,7 @@ SLA = Topic(
         SlaClockResumedV1,
         SlaClockStoppedV1,
     ),
-    consumers=("notify",),
+    consumers=("notify", "intake"),
 )
 NOTIFICATIONS = Topic(
     "notify.notifications.v1",
@@ -98,7 +155,7 @@ def dead_letter(service: str) -> Topic:
     )
 
 
-EVENT_TOPICS: tuple[Topic, ...] = (TICKETS, DISPATCH, SLA, NOTIFICATIONS)
+EVENT_TOPICS: tuple[Topic, ...] = (TICKETS, DISPATCH, DIRECTORY, SLA, NOTIFICATIONS)
 DEAD_LETTER_TOPICS: tuple[Topic, ...] = tuple(dead_letter(s) for s in SERVICES)
 ALL_TOPICS: tuple[Topic, ...] = EVENT_TOPICS + DEAD_LETTER_TOPICS
 
