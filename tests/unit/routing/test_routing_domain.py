@@ -339,6 +339,7 @@ def test_a_rule_can_override_the_sla_policy(demo_directory: Directory, demo_inde
         {"address": "翠院一区"},
         {"category_code": "300101", "address": "文三路201号"},
         {"location": OUTSIDE},
+        {"category_code": "200504", "location": IN_GUDANGWAN_4},  # passes an expired rule
     ],
 )
 def test_same_inputs_same_decision(demo_directory: Directory, demo_index: GridIndex, fields: dict[str, Any]) -> None:

@@ -136,32 +136,28 @@ def test_demo_corner_shared_by_four_grids_resolves_deterministically(demo_index:
     assert first == smallest.code
 
 
+def polygon(*rings: list[tuple[float, float]]) -> dict[str, Any]:
+    return {"type": "Polygon", "coordinates": [[list(p) for p in (*ring, ring[0])] for ring in rings]}
+
+
 def test_irregular_polygons_agree_with_brute_force(shapes: Any) -> None:
-    # An L-shaped grid wrapping a square one, and two triangles splitting the rest of the community.
-    f = shapes.feature
-    poly = lambda *pts: {"type": "Polygon", "coordinates": [[*map(list, pts), list(pts[0])]]}  # noqa: E731
+    # Grid A is a square inside grid B (a square with a hole); two triangles split the east half.
+    f, r = shapes.feature, shapes.rect
+    inner = [(120.002, 30.002), (120.006, 30.002), (120.006, 30.006), (120.002, 30.006)]
     fc = shapes.collection(
-        f(DISTRICT, "district", None, shapes.rect(120.00, 30.00, 120.02, 30.01)),
-        f(STREET, "street", DISTRICT, shapes.rect(120.00, 30.00, 120.02, 30.01)),
-        f(COMMUNITY, "community", STREET, shapes.rect(120.00, 30.00, 120.02, 30.01)),
-        f(A, "grid", COMMUNITY, shapes.rect(120.002, 30.002, 120.006, 30.006)),
-        f(
-            B,
-            "grid",
-            COMMUNITY,
-            poly((120.0, 30.0), (120.01, 30.0), (120.01, 30.01), (120.0, 30.01), (120.0, 30.0)) | {},
-        ),
-        f(C, "grid", COMMUNITY, poly((120.01, 30.0), (120.02, 30.0), (120.02, 30.01))),
-        f("330106004001004", "grid", COMMUNITY, poly((120.01, 30.0), (120.02, 30.01), (120.01, 30.01))),
-    )
-    # B is the square minus A: give it a hole so the two do not overlap.
-    fc["features"][4]["geometry"]["coordinates"].append(
-        [[120.002, 30.002], [120.006, 30.002], [120.006, 30.006], [120.002, 30.006], [120.002, 30.002]]
+        f(DISTRICT, "district", None, r(120.00, 30.00, 120.02, 30.01)),
+        f(STREET, "street", DISTRICT, r(120.00, 30.00, 120.02, 30.01)),
+        f(COMMUNITY, "community", STREET, r(120.00, 30.00, 120.02, 30.01)),
+        f(A, "grid", COMMUNITY, polygon(inner)),
+        f(B, "grid", COMMUNITY, polygon([(120.0, 30.0), (120.01, 30.0), (120.01, 30.01), (120.0, 30.01)], inner)),
+        f(C, "grid", COMMUNITY, polygon([(120.01, 30.0), (120.02, 30.0), (120.02, 30.01)])),
+        f("330106004001004", "grid", COMMUNITY, polygon([(120.01, 30.0), (120.02, 30.01), (120.01, 30.01)])),
     )
     grids, report = load_geojson(fc)
-    assert report.ok, report.errors
+    assert report.issues == ()
     index = GridIndex.build(grids)
-    ranked = sorted(grids, key=lambda g: (-{"grid": 3, "community": 2, "street": 1}.get(g.level, 0), round(g.area_m2), g.code))
+    depth = {"grid": 3, "community": 2, "street": 1, "district": 0}
+    ranked = sorted(grids, key=lambda g: (-depth[g.level], round(g.area_m2), g.code))
     rng = random.Random(11)
     for _ in range(3000):
         x, y = round(rng.uniform(119.999, 120.021), 3), round(rng.uniform(29.999, 30.011), 3)

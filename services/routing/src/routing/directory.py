@@ -343,11 +343,21 @@ class Directory:
     _grids: Mapping[str, Grid] = field(init=False, repr=False)
     _units: Mapping[str, Unit] = field(init=False, repr=False)
     _categories: Mapping[str, Category] = field(init=False, repr=False)
+    _rules_by_category: dict[str, tuple[DispatchRule, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_grids", {g.code: g for g in self.grids})
         object.__setattr__(self, "_units", {u.code: u for u in self.units})
         object.__setattr__(self, "_categories", {c.code: c for c in self.categories})
+        object.__setattr__(self, "_rules_by_category", {})
+
+    def rules_for(self, category_code: str) -> tuple[DispatchRule, ...]:
+        """The rules matching a category (exact or prefix), in id order whatever the input order."""
+        found = self._rules_by_category.get(category_code)
+        if found is None:
+            found = tuple(sorted((r for r in self.rules if r.matches_category(category_code)), key=lambda r: r.id))
+            self._rules_by_category[category_code] = found
+        return found
 
     def grid(self, code: str) -> Grid | None:
         return self._grids.get(code)

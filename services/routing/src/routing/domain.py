@@ -339,9 +339,7 @@ class _Router:
         specificity = {code: len(areas) - i for i, code in enumerate(areas)}
         specificity[ANY_AREA] = 0
         found: list[DispatchRule] = []
-        for rule in self.directory.rules:
-            if not rule.matches_category(category.code):
-                continue
+        for rule in self.directory.rules_for(category.code):
             if place is not None and rule.area_code not in specificity:
                 continue
             if not rule.is_effective(self.now):
