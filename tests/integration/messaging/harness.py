@@ -83,6 +83,7 @@ async def consume(args: argparse.Namespace) -> None:
         producer=producer,
         bootstrap_servers=args.kafka,
         group_id=args.group,
+        dead_letter_topic=args.dead_letter_topic or None,
         max_attempts=3,
         backoff_initial_s=0.05,
         batch_max=args.batch,
@@ -150,6 +151,7 @@ def main() -> None:
     p.add_argument("--service", default="harness")
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--fail-type", default="")
+    p.add_argument("--dead-letter-topic", default="")
     p.add_argument("--crash-before-commit", action="store_true")
     p.add_argument("--crash-after-ack", type=int, default=0)
     args = p.parse_args()

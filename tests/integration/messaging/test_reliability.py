@@ -56,6 +56,8 @@ class Ctx:
             group,
             "--service",
             service,
+            "--dead-letter-topic",
+            self.dead_letter_topic,
             *extra,
         ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -83,6 +85,15 @@ class Ctx:
         async with self.engine.connect() as c:
             rows = (await c.execute(select(self.effect.c.event_id, self.effect.c.applied))).all()
         return {r.event_id: r.applied for r in rows}
+
+    async def wait_dead_letters(self, count: int, timeout: float = 30) -> list[dlq.DeadLetter]:
+        deadline = time.monotonic() + timeout
+        while True:
+            letters = await dlq.list_dead_letters(self.stack.kafka, f"dlq-{self.schema}", topic=self.dead_letter_topic)
+            mine = [d for d in letters if d.original_topic == self.topic]
+            if len(mine) >= count or time.monotonic() > deadline:
+                return mine
+            await asyncio.sleep(0.3)
 
     async def wait_effects(self, count: int, timeout: float = 60) -> dict[uuid.UUID, int]:
         deadline = time.monotonic() + timeout
@@ -211,14 +222,12 @@ async def test_unreadable_message_is_dead_lettered_and_consumer_carries_on(ctx: 
     finally:
         await producer.stop()
     ids = await ctx.publish_direct(5)
-    proc = ctx.spawn("consume", "--service", "harness")
-    # The harness consumer dead-letters to <service>.dead-letter.v1; point it at our own topic instead.
+    proc = ctx.spawn("consume")
     got = await ctx.wait_effects(5)
     assert set(got) == set(ids)
+    mine = await ctx.wait_dead_letters(2)
     proc.terminate()
     assert proc.wait(timeout=30) == 0
-    letters = await dlq.list_dead_letters(ctx.stack.kafka, f"dlq-{ctx.schema}", topic="harness.dead-letter.v1")
-    mine = [d for d in letters if d.original_topic == ctx.topic]
     assert {d.reason for d in mine} == {"missing_attribute", "invalid_payload"}
     assert all(d.original_partition == 0 for d in mine)
 
@@ -227,21 +236,21 @@ async def test_failing_handler_goes_to_dead_letter_after_bounded_retries_and_rep
     ids = await ctx.publish_direct(6)  # ticket numbers end in 000000 .. 000005
     proc = ctx.spawn("consume", "--fail-type", "000003")
     got = await ctx.wait_effects(5)
-    await asyncio.sleep(0.5)
+    await ctx.wait_dead_letters(1)
     proc.terminate()
     assert proc.wait(timeout=30) == 0
     assert len(got) == 5 and set(got.values()) == {1}
     service = f"dlq-{ctx.schema}"
     letters = [
         d
-        for d in await dlq.list_dead_letters(ctx.stack.kafka, service, topic="harness.dead-letter.v1")
+        for d in await dlq.list_dead_letters(ctx.stack.kafka, service, topic=ctx.dead_letter_topic)
         if d.original_topic == ctx.topic
     ]
     assert [d.reason for d in letters] == ["handler_failed"]
     assert letters[0].ce_id == str(ids[3])
     assert "this ticket always fails" in letters[0].error
     # After the "fix" (no failing ticket), replay puts it back and it is applied exactly once.
-    replayed = await dlq.replay(ctx.stack.kafka, service, offsets={letters[0].offset}, topic="harness.dead-letter.v1")
+    replayed = await dlq.replay(ctx.stack.kafka, service, offsets={letters[0].offset}, topic=ctx.dead_letter_topic)
     assert [d.ce_id for d in replayed] == [str(ids[3])]
     fixed = ctx.spawn("consume")
     got = await ctx.wait_effects(6)
