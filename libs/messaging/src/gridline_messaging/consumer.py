@@ -29,7 +29,7 @@ from gridline_contracts.registry import Undecodable, decode
 from gridline_contracts.topics import dead_letter
 
 from . import metrics
-from .inbox import claim
+from .inbox import claim, claim_many
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +190,16 @@ class Consumer:
     async def _apply_all(self, items: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Any]]]) -> None:
         outcomes: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Any], str]] = []
         async with self.session_factory() as session, session.begin():
+            # One round trip claims the whole batch; a copy seen twice in the batch is applied once.
+            fresh = await claim_many(session, self.inbox, self.group_id, [env.id for _, env in items])
             for rec, env in items:
-                outcomes.append((rec, env, await self._apply_in(session, env)))
+                if env.id not in fresh:
+                    outcomes.append((rec, env, "duplicate"))
+                    continue
+                fresh.discard(env.id)
+                bind(ticket_id=env.subject, correlation_id=env.correlation_id, tenant=env.tenant)
+                await self.handlers[type(env.data)](session, env)
+                outcomes.append((rec, env, "processed"))
         for rec, env, outcome in outcomes:
             self._count(rec, env, outcome)
 

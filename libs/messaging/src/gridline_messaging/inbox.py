@@ -15,3 +15,16 @@ async def claim(session: AsyncSession, table: Table, consumer: str, event_id: uu
         insert(table).values(consumer=consumer, event_id=event_id).on_conflict_do_nothing().returning(table.c.event_id)
     )
     return (await session.execute(stmt)).first() is not None
+
+
+async def claim_many(session: AsyncSession, table: Table, consumer: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Claim several messages at once; returns the ids not processed before (same transaction as the effects)."""
+    if not event_ids:
+        return set()
+    stmt = (
+        insert(table)
+        .values([{"consumer": consumer, "event_id": eid} for eid in dict.fromkeys(event_ids)])
+        .on_conflict_do_nothing()
+        .returning(table.c.event_id)
+    )
+    return {row[0] for row in (await session.execute(stmt)).all()}
