@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from gridline_contracts.escalation import SlaClockStartedV1
 from gridline_contracts.intake import ReporterRef, TicketReceivedV1
@@ -49,30 +50,101 @@ def test_unit_is_told_the_deadline_in_local_time() -> None:
     assert req.params == {"order": "N1", "due": "11月30日17:30"}
 
 
-def _attempt(outcome: str, attempts: int = 1) -> tuple[str, list[NotificationSentV1 | NotificationFailedV1]]:
-    return domain.after_attempt(
+POLICY = domain.RetryPolicy(
+    max_attempts=5, per_provider_attempts=2, backoff_base_s=1, backoff_cap_s=60, settle_grace_s=120
+)
+
+
+def progress(
+    attempts: int = 1, provider_index: int = 0, provider_attempts: int = 1, providers: int = 2
+) -> domain.Progress:
+    return domain.Progress(
         notification_id=uuid.UUID(int=1),
         ticket_id=None,
         template="t",
         recipient_kind="reporter",
         masked="138****0000",
-        provider="aliyun",
-        outcome=outcome,
-        code="c",
-        message="m",
-        provider_message_id="biz",
-        attempts=attempts,  # type: ignore[arg-type]
-        max_attempts=3,
-        now=NOW,
+        attempts=attempts,
+        provider_index=provider_index,
+        provider_attempts=provider_attempts,
+        providers=providers,
     )
 
 
-def test_attempt_outcomes() -> None:
-    status, (sent,) = _attempt("sent")
-    assert status == "sent" and isinstance(sent, NotificationSentV1) and sent.provider_message_id == "biz"
-    assert _attempt("retryable", 1) == ("pending", [])
-    status, (failed,) = _attempt("retryable", 3)
-    assert status == "failed" and isinstance(failed, NotificationFailedV1)
-    assert _attempt("rejected")[0] == "failed"
-    # Never resent blindly: the provider may have delivered it.
-    assert _attempt("ambiguous") == ("ambiguous", [])
+def attempted(outcome: str, **kw: Any) -> domain.Attempted:
+    return domain.Attempted(outcome=outcome, provider="aliyun", code=kw.pop("code", "c"), message="m", **kw)  # type: ignore[arg-type]
+
+
+def test_sent_is_final_with_its_event() -> None:
+    nxt = domain.after_attempt(progress(), attempted("sent", provider_message_id="biz"), POLICY, NOW, 0.5)
+    (sent,) = nxt.events
+    assert nxt.status == "sent" and isinstance(sent, NotificationSentV1) and sent.provider_message_id == "biz"
+
+
+def test_ambiguous_is_never_resent_but_settled_after_the_grace() -> None:
+    nxt = domain.after_attempt(progress(), attempted("ambiguous"), POLICY, NOW, 0.5)
+    assert (nxt.status, nxt.events, nxt.provider_index) == ("ambiguous", [], 0)
+    assert nxt.next_attempt_at == NOW + timedelta(seconds=120)
+
+
+def test_transient_failures_retry_with_jittered_backoff_then_fail_over() -> None:
+    first = domain.after_attempt(progress(attempts=1, provider_attempts=1), attempted("retryable"), POLICY, NOW, 0.5)
+    assert (first.status, first.provider_index, first.failed_over) == ("pending", 0, False)
+    assert first.next_attempt_at == NOW + timedelta(seconds=0.5)  # 0.5 × min(60, 1·2^0)
+    third = domain.after_attempt(progress(attempts=3, provider_attempts=1), attempted("retryable"), POLICY, NOW, 0.5)
+    assert third.next_attempt_at == NOW + timedelta(seconds=2)  # 0.5 × 2^2
+    over = domain.after_attempt(progress(attempts=2, provider_attempts=2), attempted("retryable"), POLICY, NOW, 0.5)
+    assert (over.status, over.provider_index, over.provider_attempts, over.failed_over) == ("pending", 1, 0, True)
+    assert over.next_attempt_at == NOW
+    # On the last provider, transient failures keep retrying there until the overall budget is spent.
+    last = domain.after_attempt(
+        progress(attempts=4, provider_index=1, provider_attempts=2), attempted("retryable"), POLICY, NOW, 0.5
+    )
+    assert (last.status, last.provider_index) == ("pending", 1)
+    spent = domain.after_attempt(
+        progress(attempts=5, provider_index=1, provider_attempts=3), attempted("retryable"), POLICY, NOW, 0.5
+    )
+    (failed,) = spent.events
+    assert spent.status == "failed" and isinstance(failed, NotificationFailedV1)
+
+
+def test_provider_side_refusals_fail_over_at_once_message_errors_do_not() -> None:
+    quota = domain.after_attempt(
+        progress(), attempted("rejected", code="isv.AMOUNT_NOT_ENOUGH", failover=True), POLICY, NOW, 0.5
+    )
+    assert (quota.status, quota.provider_index) == ("pending", 1)
+    alone = domain.after_attempt(
+        progress(providers=1), attempted("rejected", code="isv.AMOUNT_NOT_ENOUGH", failover=True), POLICY, NOW, 0.5
+    )
+    assert alone.status == "failed"
+    bad_number = domain.after_attempt(
+        progress(), attempted("rejected", code="isv.MOBILE_NUMBER_ILLEGAL"), POLICY, NOW, 0.5
+    )
+    assert (bad_number.status, bad_number.provider_index) == ("failed", 0)
+
+
+def test_minute_flow_control_is_a_deferral_on_the_same_provider() -> None:
+    nxt = domain.after_attempt(progress(), attempted("retryable", retry_after_s=60.0), POLICY, NOW, 0.1)
+    assert (nxt.status, nxt.provider_index) == ("pending", 0)
+    assert nxt.next_attempt_at == NOW + timedelta(seconds=60)
+
+
+def test_settle_from_the_providers_records() -> None:
+    started = NOW - timedelta(seconds=10)
+    # Too early to trust absence: ask again later.
+    assert domain.settle(progress(), "not_found", "aliyun", "", None, started, POLICY, NOW, 0.5) is None
+    assert domain.settle(progress(), "unknown", "aliyun", "", None, started, POLICY, NOW, 0.5) is None
+    found = domain.settle(progress(), "sent", "aliyun", "DELIVERED", None, started, POLICY, NOW, 0.5)
+    assert found is not None and found.status == "sent"
+    old = NOW - timedelta(seconds=121)
+    absent = domain.settle(
+        progress(attempts=1, provider_attempts=1), "not_found", "aliyun", "", None, old, POLICY, NOW, 0.5
+    )
+    assert absent is not None and (absent.status, absent.provider_index) == ("pending", 0)
+    absent2 = domain.settle(
+        progress(attempts=2, provider_attempts=2), "not_found", "aliyun", "", None, old, POLICY, NOW, 0.5
+    )
+    assert absent2 is not None and (absent2.status, absent2.provider_index) == ("pending", 1)
+    ancient = NOW - timedelta(days=2)
+    gave_up = domain.settle(progress(), "unknown", "aliyun", "", None, ancient, POLICY, NOW, 0.5)
+    assert gave_up is not None and gave_up.status == "failed" and gave_up.events[0].reason_code == "unsettled"  # type: ignore[union-attr]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -38,6 +39,18 @@ class NotificationOut(BaseModel):
     attempts: int
     provider: str | None
     last_code: str | None
+    next_attempt_at: datetime | None = None
+
+
+class AttemptOut(BaseModel):
+    no: int
+    provider: str
+    outcome: str
+    code: str | None
+    provider_message_id: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    latency_ms: int | None
 
 
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -94,8 +107,18 @@ def build_router() -> APIRouter:
                 attempts=r.attempts,
                 provider=r.provider,
                 last_code=r.last_code,
+                next_attempt_at=r.next_attempt_at,
             )
             for r in rows
         ]
+
+    @router.get("/notifications/{notification_id}/attempts", response_model=list[AttemptOut])
+    async def notification_attempts(tenant: str, notification_id: uuid.UUID, sessions: Sessions) -> Any:
+        """Every provider call made for one notification, in order, with how each ended."""
+        async with sessions() as s:
+            rows = await store.attempts_of(s, tenant, notification_id)
+        if rows is None:
+            raise ApiError(404, "notification_not_found", "没有这条通知")
+        return [AttemptOut.model_validate(r, from_attributes=True) for r in rows]
 
     return router

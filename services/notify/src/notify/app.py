@@ -11,37 +11,71 @@ from fastapi import FastAPI
 from gridline_boot.db import create_engine, session_factory
 from gridline_boot.http import install_error_handlers, install_observability
 from gridline_boot.logging import configure_logging
-from gridline_contracts.escalation import SlaClockStartedV1
-from gridline_contracts.intake import TicketReceivedV1
-from gridline_contracts.topics import SLA, TICKETS
+from gridline_messaging.consumer import Consumer
 from gridline_messaging.runtime import MessagingRuntime
 from gridline_pii import Keyring
 
 from . import store
 from .api import build_router
+from .domain import RetryPolicy
 from .handlers import Handlers
 from .providers.aliyun_sms import AliyunSmsClient
 from .providers.base import SmsProvider
 from .providers.tencent_sms import TencentSmsClient
-from .sender import Sender
-from .settings import NotifySettings
+from .sender import Route, Sender
+from .settings import NotifySettings, TemplateRef
 
 
-def make_provider(settings: NotifySettings, http: httpx.AsyncClient) -> SmsProvider:
-    secret = settings.sms_access_key_secret.get_secret_value()
-    if settings.sms_provider == "tencent":
+def make_provider(
+    kind: str, http: httpx.AsyncClient, *, key_id: str, secret: str, base_url: str, sdk_app_id: str, timeout_s: float
+) -> SmsProvider:
+    if kind == "tencent":
         return TencentSmsClient(
-            http,
-            secret_id=settings.sms_access_key_id,
-            secret_key=secret,
-            sdk_app_id=settings.sms_sdk_app_id,
-            base_url=settings.sms_provider_base_url,
+            http, secret_id=key_id, secret_key=secret, sdk_app_id=sdk_app_id, base_url=base_url, timeout_s=timeout_s
         )
-    return AliyunSmsClient(
+    return AliyunSmsClient(http, access_key_id=key_id, access_key_secret=secret, base_url=base_url, timeout_s=timeout_s)
+
+
+def make_routes(settings: NotifySettings, http: httpx.AsyncClient) -> list[Route]:
+    """The SMS providers in failover order: the primary (flat settings), then ``sms_failover``."""
+    primary = make_provider(
+        settings.sms_provider,
         http,
-        access_key_id=settings.sms_access_key_id,
-        access_key_secret=secret,
+        key_id=settings.sms_access_key_id,
+        secret=settings.sms_access_key_secret.get_secret_value(),
         base_url=settings.sms_provider_base_url,
+        sdk_app_id=settings.sms_sdk_app_id,
+        timeout_s=settings.sms_timeout_s,
+    )
+    routes = [
+        Route(primary, settings.sms_sign_name, {k: TemplateRef(code=v) for k, v in settings.sms_templates.items()})
+    ]
+    f = settings.sms_failover
+    if f is not None:
+        client = make_provider(
+            f.kind,
+            http,
+            key_id=f.access_key_id,
+            secret=f.access_key_secret.get_secret_value(),
+            base_url=f.base_url,
+            sdk_app_id=f.sdk_app_id,
+            timeout_s=settings.sms_timeout_s,
+        )
+        routes.append(Route(client, f.sign_name, dict(f.templates)))
+    if len({r.name for r in routes}) != len(routes):
+        raise ValueError("the failover SMS provider must be a different provider from the primary")
+    return routes
+
+
+def retry_policy(settings: NotifySettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.sender_max_attempts,
+        per_provider_attempts=settings.sender_per_provider_attempts,
+        backoff_base_s=settings.sender_backoff_base_s,
+        backoff_cap_s=settings.sender_backoff_cap_s,
+        settle_grace_s=settings.settle_grace_s,
+        settle_retry_s=settings.settle_retry_s,
+        settle_give_up_s=settings.settle_give_up_s,
     )
 
 
@@ -56,28 +90,38 @@ def create_app(settings: NotifySettings) -> FastAPI:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, schema=store.SCHEMA)
         sessions = session_factory(engine)
         http = httpx.AsyncClient(timeout=settings.sms_timeout_s)
-        runtime = MessagingRuntime(
-            settings,
-            engine=engine,
-            sessions=sessions,
-            outbox=store.outbox,
-            inbox=store.inbox,
-            topics=[TICKETS.name, SLA.name],
-            handlers={TicketReceivedV1: handlers.on_ticket_received, SlaClockStartedV1: handlers.on_clock_started},
-        )
+        runtime = MessagingRuntime(settings, engine=engine, sessions=sessions, outbox=store.outbox, inbox=store.inbox)
         app.state.sessions = sessions
         app.state.runtime = runtime
         await runtime.start()
+        if "consumer" in settings.roles:
+            # Built here rather than by the runtime so the group and topics are configurable.
+            consumer = Consumer(
+                service=settings.service_name,
+                group_id=settings.consumer_group,
+                topics=settings.consume_topics,
+                handlers=handlers.table(),
+                session_factory=sessions,
+                inbox=store.inbox,
+                producer=runtime.producer,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                max_attempts=settings.consumer_max_attempts,
+                backoff_initial_s=settings.consumer_backoff_initial_s,
+                backoff_max_s=settings.consumer_backoff_max_s,
+                batch_max=settings.consumer_batch_max,
+            )
+            runtime.consumer = consumer
+            runtime.tasks.start("consumer", consumer.run(), consumer.stop)
         if "worker" in settings.roles:
             sender = Sender(
                 sessions=sessions,
-                provider=make_provider(settings, http),
+                routes=make_routes(settings, http),
                 pii=pii,
-                sign_name=settings.sms_sign_name,
-                templates=settings.sms_templates,
+                policy=retry_policy(settings),
                 batch_max=settings.sender_batch_max,
-                max_attempts=settings.sender_max_attempts,
                 call_timeout_s=settings.sms_timeout_s,
+                poll_interval_s=settings.sender_poll_interval_s,
+                interrupted_after_s=settings.interrupted_after_s,
             )
             runtime.tasks.start("sender", sender.run(), sender.stop)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -63,58 +63,143 @@ def on_clock_started(event_id: uuid.UUID, e: SlaClockStartedV1) -> list[Notifica
 
 
 Outcome = Literal["sent", "rejected", "retryable", "ambiguous"]
+LookupState = Literal["sent", "not_found", "unknown"]
 
 
-def after_attempt(
-    *,
-    notification_id: uuid.UUID,
-    ticket_id: uuid.UUID | None,
-    template: str,
-    recipient_kind: RecipientKind,
-    masked: str,
-    provider: str,
-    outcome: Outcome,
-    code: str,
-    message: str,
-    provider_message_id: str | None,
-    attempts: int,
-    max_attempts: int,
-    now: datetime,
-) -> tuple[str, list[NotificationSentV1 | NotificationFailedV1]]:
-    """The notification's next status and the events to publish after one provider attempt.
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one message. Defaults follow reference §4 (full jitter, base 1 s, cap 60 s)."""
 
-    ``ambiguous`` (the request may have reached the provider) is never retried blindly: resending could
-    deliver the SMS twice. It waits for reconciliation against the provider's receipts.
+    max_attempts: int = 6  # over all providers
+    per_provider_attempts: int = 3  # transient failures on one provider before failing over
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+    settle_grace_s: float = 120.0  # how long a provider may take to list a send it accepted
+    settle_retry_s: float = 30.0  # between lookups that could not conclude
+    settle_give_up_s: float = 86400.0  # stop looking (and alert) after this long
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """What one provider attempt (or the lookup that settled it) told us about a notification."""
+
+    outcome: Outcome | Literal["not_sent"]  # not_sent: ambiguous, then proved never sent by a lookup
+    provider: str
+    code: str
+    message: str
+    provider_message_id: str | None = None
+    retry_after_s: float | None = None
+    failover: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a notification stands before the attempt: counters and which provider it is on."""
+
+    notification_id: uuid.UUID
+    ticket_id: uuid.UUID | None
+    template: str
+    recipient_kind: RecipientKind
+    masked: str
+    attempts: int  # including the one just made
+    provider_index: int
+    provider_attempts: int  # on the current provider, including the one just made
+    providers: int  # how many providers the channel has
+
+
+@dataclass(frozen=True)
+class Next:
+    status: Literal["pending", "sent", "failed", "ambiguous"]
+    provider_index: int
+    provider_attempts: int
+    next_attempt_at: datetime
+    events: list[NotificationSentV1 | NotificationFailedV1]
+    failed_over: bool = False
+
+
+def backoff(policy: RetryPolicy, attempts: int, jitter: float) -> float:
+    """Full jitter: uniform in [0, min(cap, base·2^n)); ``jitter`` is the caller's uniform [0, 1) draw."""
+    return jitter * min(policy.backoff_cap_s, policy.backoff_base_s * 2.0 ** max(attempts - 1, 0))
+
+
+def after_attempt(p: Progress, a: Attempted, policy: RetryPolicy, now: datetime, jitter: float) -> Next:
+    """The notification's next state after one attempt — the whole exactly-once/failover rule set.
+
+    * ``sent`` is final. ``ambiguous`` (the provider may have sent it) is never resent: it waits for
+      a lookup in the provider's records (`settle`).
+    * Another provider is tried only when this one has definitely not sent the message and either
+      refused for reasons of its own (``failover``: quota, account, templates, hour/day counters) or
+      kept failing transiently ``per_provider_attempts`` times.
+    * ``retryable`` waits the provider's retry-after (flow control: a deferral) or a jittered backoff.
+    * Anything else (bad number, bad content) fails: another provider would refuse it too.
     """
-    if outcome == "sent":
-        return "sent", [
-            NotificationSentV1(
-                notification_id=notification_id,
-                ticket_id=ticket_id,
-                channel="sms",
-                provider=provider,
-                template=template,
-                recipient_kind=recipient_kind,
-                masked_recipient=masked,
-                provider_message_id=provider_message_id,
-                sent_at=now,
-            )
-        ]
-    if outcome == "ambiguous":
-        return "ambiguous", []
-    if outcome == "retryable" and attempts < max_attempts:
-        return "pending", []
-    return "failed", [
-        NotificationFailedV1(
-            notification_id=notification_id,
-            ticket_id=ticket_id,
-            channel="sms",
-            provider=provider,
-            template=template,
-            recipient_kind=recipient_kind,
-            masked_recipient=masked,
-            reason_code=code,
-            reason=message[:500],
-            failed_at=now,
+    stay = Next("pending", p.provider_index, p.provider_attempts, now, [])
+    if a.outcome == "sent":
+        return Next("sent", p.provider_index, p.provider_attempts, now, [_sent(p, a, now)])
+    if a.outcome == "ambiguous":
+        return Next(
+            "ambiguous", p.provider_index, p.provider_attempts, now + timedelta(seconds=policy.settle_grace_s), []
         )
-    ]
+    has_next = p.provider_index + 1 < p.providers
+    out_of_attempts = p.attempts >= policy.max_attempts
+    if a.outcome in ("retryable", "not_sent") or a.failover:
+        wants_other = a.failover or p.provider_attempts >= policy.per_provider_attempts
+        if wants_other and has_next and not out_of_attempts:
+            return Next("pending", p.provider_index + 1, 0, now, [], failed_over=True)
+        if a.outcome != "rejected" and not out_of_attempts:
+            wait = max(a.retry_after_s or 0.0, backoff(policy, p.attempts, jitter))
+            return Next("pending", stay.provider_index, stay.provider_attempts, now + timedelta(seconds=wait), [])
+    return Next("failed", p.provider_index, p.provider_attempts, now, [_failed(p, a, now)])
+
+
+def settle(
+    p: Progress,
+    lookup: LookupState,
+    provider: str,
+    code: str,
+    provider_message_id: str | None,
+    attempt_started_at: datetime,
+    policy: RetryPolicy,
+    now: datetime,
+    jitter: float,
+) -> Next | None:
+    """Decide an ambiguous attempt from the provider's own records; None = still unknown, ask later."""
+    if lookup == "sent":
+        a = Attempted("sent", provider, code or "settled", "found in the provider's records", provider_message_id)
+        return after_attempt(p, a, policy, now, jitter)
+    if lookup == "not_found" and now - attempt_started_at >= timedelta(seconds=policy.settle_grace_s):
+        a = Attempted("not_sent", provider, "not_sent", "absent from the provider's records: never sent")
+        return after_attempt(p, a, policy, now, jitter)
+    if now - attempt_started_at >= timedelta(seconds=policy.settle_give_up_s):
+        a = Attempted("rejected", provider, "unsettled", "the provider's records could not settle this send")
+        return after_attempt(p, a, policy, now, jitter)
+    return None
+
+
+def _sent(p: Progress, a: Attempted, now: datetime) -> NotificationSentV1:
+    return NotificationSentV1(
+        notification_id=p.notification_id,
+        ticket_id=p.ticket_id,
+        channel="sms",
+        provider=a.provider,
+        template=p.template,
+        recipient_kind=p.recipient_kind,
+        masked_recipient=p.masked,
+        provider_message_id=a.provider_message_id,
+        sent_at=now,
+    )
+
+
+def _failed(p: Progress, a: Attempted, now: datetime) -> NotificationFailedV1:
+    return NotificationFailedV1(
+        notification_id=p.notification_id,
+        ticket_id=p.ticket_id,
+        channel="sms",
+        provider=a.provider,
+        template=p.template,
+        recipient_kind=p.recipient_kind,
+        masked_recipient=p.masked,
+        reason_code=a.code,
+        reason=a.message[:500],
+        failed_at=now,
+    )

@@ -8,7 +8,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridline_contracts.envelope import Envelope
+from gridline_contracts.envelope import Envelope, EventData
+from gridline_contracts.escalation import SlaClockStartedV1
+from gridline_contracts.intake import TicketReceivedV1
+from gridline_messaging.consumer import Handler
 from gridline_pii import Keyring, KeyringError, mask_phone
 
 from . import domain, store
@@ -22,6 +25,10 @@ class Handlers:
     def __init__(self, *, pii: Keyring, transit: Keyring) -> None:
         self.pii = pii
         self.transit = transit
+
+    def table(self) -> dict[type[EventData], Handler]:
+        """Every event notify acts on → its handler."""
+        return {TicketReceivedV1: self.on_ticket_received, SlaClockStartedV1: self.on_clock_started}
 
     async def on_ticket_received(self, session: AsyncSession, env: Envelope[Any]) -> None:
         await self._record(session, env, domain.on_ticket_received(env.id, env.data))

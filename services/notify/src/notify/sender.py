@@ -1,8 +1,17 @@
 """The delivery loop: claim due notifications, call the provider outside any transaction, record the result.
 
-Claim and result are two transactions on purpose: the provider call must never happen inside a
-database transaction that could roll back after the SMS went out. A process killed mid-call leaves
-the row ``sending``; the sweep turns it ``ambiguous`` instead of sending it again.
+Exactly-once effect, in three steps per batch:
+
+1. claim (one transaction): due rows become ``sending`` and get an ``attempt`` row whose id is the
+   OutId/SessionContext the provider echoes;
+2. call the providers concurrently, outside any transaction — a transaction that could roll back
+   after the SMS went out would forget a real send;
+3. record (one transaction): every attempt's outcome, the notifications' next state and the
+   ``notification.*`` events, in batch.
+
+A send that may have reached the provider (read timeout, connection cut after the request, process
+killed mid-call) is ``ambiguous``: it is never resent until the provider's own records (Aliyun
+``QuerySendDetails``, Tencent ``PullSmsSendStatusByPhoneNumber``) say it was not sent.
 """
 
 from __future__ import annotations
@@ -10,6 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +33,32 @@ from gridline_messaging import outbox
 from gridline_pii import Keyring
 
 from . import domain, metrics, store
-from .providers.base import SendResult, SmsMessage, SmsProvider
+from .providers.base import Lookup, SendResult, SmsMessage, SmsProvider
+from .settings import TemplateRef
 
 log = logging.getLogger(__name__)
+
+PHONE_PURPOSE = "recipient-phone"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One SMS provider account: the client, its approved signature and its template codes."""
+
+    provider: SmsProvider
+    sign_name: str
+    templates: dict[str, TemplateRef]
+
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
+
+def ordered_params(ref: TemplateRef, params: dict[str, str]) -> dict[str, str]:
+    """Put our variables in the template's declared order (JSONB does not keep key order)."""
+    if not ref.params:
+        return dict(params)
+    return {k: params[k] for k in ref.params if k in params} | {k: v for k, v in params.items() if k not in ref.params}
 
 
 class Sender:
@@ -30,24 +66,30 @@ class Sender:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        provider: SmsProvider,
+        routes: Sequence[Route],
         pii: Keyring,
-        sign_name: str,
-        templates: dict[str, str],
+        policy: domain.RetryPolicy,
         batch_max: int,
-        max_attempts: int,
         call_timeout_s: float,
+        poll_interval_s: float = 0.2,
+        interrupted_after_s: float | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        if not routes:
+            raise ValueError("at least one SMS provider is required")
         self.sessions = sessions
-        self.provider = provider
+        self.routes = list(routes)
+        self.by_name = {r.name: r for r in self.routes}
         self.pii = pii
-        self.sign_name = sign_name
-        self.templates = templates
+        self.policy = policy
         self.batch_max = batch_max
-        self.max_attempts = max_attempts
         self.call_timeout_s = call_timeout_s
+        self.poll_interval_s = poll_interval_s
+        # A live sender finishes a call within its timeout; a row 'sending' much longer is orphaned.
+        self.interrupted_after_s = interrupted_after_s or call_timeout_s * 4 + 5
+        self.rng = rng or random.Random()
         self._stopping = asyncio.Event()
-        self._last_sweep = datetime.min.replace(tzinfo=UTC)
+        self._last_sweep = 0.0
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -61,79 +103,211 @@ class Sender:
                 n = 0
             if n == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=0.2)
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_interval_s)
 
     async def run_once(self) -> int:
         now = datetime.now(UTC)
-        if now - self._last_sweep > timedelta(seconds=30):
-            self._last_sweep = now
-            async with self.sessions() as s, s.begin():
-                stuck = await store.mark_interrupted_sends(s, now - timedelta(seconds=self.call_timeout_s * 4))
-            if stuck:
-                metrics.AMBIGUOUS.inc(stuck)
-                log.error("%d notification(s) were interrupted mid-send; marked ambiguous, not resent", stuck)
+        if time.monotonic() - self._last_sweep > min(5.0, self.interrupted_after_s / 2):
+            self._last_sweep = time.monotonic()
+            await self.sweep(now)
+        settled = await self.settle_due(now)
+        return settled + await self.send_due(now)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send_due(self, now: datetime) -> int:
         async with self.sessions() as s, s.begin():
-            rows = await store.claim_due(s, now, self.batch_max)
-        if rows:
-            await asyncio.gather(*(self._deliver(r) for r in rows))
+            rows = await store.claim_due(s, now, self.batch_max, [r.name for r in self.routes])
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._call(r) for r in rows))
+        await self._record(list(zip(rows, results, strict=True)))
         return len(rows)
 
-    async def _deliver(self, row: Any) -> None:
-        code = self.templates.get(row.template)
-        if code is None or row.address_sealed is None:
-            result = SendResult(
-                self.provider.name,
-                "rejected",
-                None,
-                "no_template" if code is None else "no_address",
-                "模板未配置" if code is None else "无接收号码",
-            )
+    def _route(self, row: Any) -> Route:
+        index: int = min(row.provider_index, len(self.routes) - 1)
+        return self.routes[index]
+
+    async def _call(self, row: Any) -> tuple[SendResult, float]:
+        route = self._route(row)
+        ref = route.templates.get(row.template)
+        started = time.perf_counter()
+        if ref is None:  # another provider may have this template approved
+            result = SendResult(route.name, "rejected", None, "no_template", "模板未配置", failover=True)
+        elif row.address_sealed is None:
+            result = SendResult(route.name, "rejected", None, row.last_code or "no_address", "无接收号码")
         else:
             msg = SmsMessage(
-                phone=self.pii.open(row.address_sealed, "recipient-phone"),
-                sign_name=self.sign_name,
-                template_code=code,
-                template_params=dict(row.params),
-                out_id=str(row.id),
+                phone=self.pii.open(row.address_sealed, PHONE_PURPOSE),
+                sign_name=route.sign_name,
+                template_code=ref.code,
+                template_params=ordered_params(ref, dict(row.params)),
+                out_id=str(row.attempt_id),
             )
-            result = await self.provider.send(msg)
+            result = await route.provider.send(msg)
+        elapsed = time.perf_counter() - started
+        metrics.SENDS.labels("sms", result.provider, result.outcome).inc()
+        metrics.SEND_SECONDS.labels("sms", result.provider).observe(elapsed)
+        return result, elapsed
+
+    async def _record(self, items: list[tuple[Any, tuple[SendResult, float]]]) -> None:
         now = datetime.now(UTC)
-        status, events = domain.after_attempt(
+        notes: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
+        events: list[Envelope[Any]] = []
+        for row, (result, elapsed) in items:
+            a = domain.Attempted(
+                outcome=result.outcome,
+                provider=result.provider,
+                code=result.code,
+                message=result.message,
+                provider_message_id=result.provider_message_id,
+                retry_after_s=result.retry_after_s,
+                failover=result.failover,
+            )
+            nxt = domain.after_attempt(self._progress(row), a, self.policy, now, self.rng.random())
+            attempts.append(
+                {
+                    "b_id": row.attempt_id,
+                    "finished_at": now,
+                    "outcome": result.outcome,
+                    "code": result.code,
+                    "message": result.message[:500],
+                    "provider_message_id": result.provider_message_id,
+                    "latency_ms": round(elapsed * 1000),
+                }
+            )
+            notes.append(self._next_values(row, a, nxt, now))
+            events += self._envelopes(row, nxt)
+            self._count(row, a, nxt)
+        async with self.sessions() as s, s.begin():
+            await store.finish_many(s, notes, attempts)
+            await outbox.add(s, store.outbox, events)
+
+    def _progress(self, row: Any) -> domain.Progress:
+        return domain.Progress(
             notification_id=row.id,
             ticket_id=row.ticket_id,
             template=row.template,
             recipient_kind=row.recipient_kind,
             masked=row.masked_recipient,
-            provider=result.provider,
-            outcome=result.outcome,
-            code=result.code,
-            message=result.message,
-            provider_message_id=result.provider_message_id,
-            attempts=row.attempts + 1,
-            max_attempts=self.max_attempts,
-            now=now,
+            attempts=row.attempts,
+            provider_index=min(row.provider_index, len(self.routes) - 1),
+            provider_attempts=row.provider_attempts,
+            providers=len(self.routes),
         )
-        metrics.SENDS.labels("sms", result.provider, result.outcome).inc()
-        backoff = result.retry_after_s or min(2 ** (row.attempts + 1), 300)
+
+    @staticmethod
+    def _next_values(row: Any, a: domain.Attempted, nxt: domain.Next, now: datetime) -> dict[str, Any]:
+        return {
+            "b_id": row.id,
+            "status": nxt.status,
+            "provider": a.provider,
+            "provider_message_id": a.provider_message_id if nxt.status == "sent" else row.provider_message_id,
+            "provider_index": nxt.provider_index,
+            "provider_attempts": nxt.provider_attempts,
+            "last_code": a.code,
+            "last_error": None if nxt.status == "sent" else a.message[:500],
+            "sent_at": now if nxt.status == "sent" else None,
+            "next_attempt_at": nxt.next_attempt_at,
+        }
+
+    @staticmethod
+    def _envelopes(row: Any, nxt: domain.Next) -> list[Envelope[Any]]:
+        subject = str(row.ticket_id or row.id)
+        return [
+            Envelope(source="notify", tenant=row.tenant, subject=subject, correlation_id=subject, data=e)
+            for e in nxt.events
+        ]
+
+    @staticmethod
+    def _count(row: Any, a: domain.Attempted, nxt: domain.Next) -> None:
+        if nxt.failed_over:
+            metrics.FAILOVERS.labels("sms", a.provider).inc()
+        if nxt.status == "pending" and a.outcome in ("retryable", "not_sent"):
+            metrics.RETRIES.labels("sms", a.provider).inc()
+            if a.retry_after_s:
+                metrics.DEFERRALS.labels("provider_flow_control").inc()
+        if nxt.status == "failed":
+            metrics.DEAD.labels("sms", a.code).inc()
+        log.info("notification %s attempt %d on %s: %s → %s", row.id, row.attempts, a.provider, a.code, nxt.status)
+
+    # -- settling ambiguous sends -------------------------------------------------------------
+
+    async def sweep(self, now: datetime) -> int:
+        """Rows a killed process left ``sending`` become ``ambiguous`` (to be settled, not resent)."""
         async with self.sessions() as s, s.begin():
-            await store.finish(
-                s,
-                row.id,
-                status=status,
-                provider=result.provider,
-                provider_message_id=result.provider_message_id,
-                last_code=result.code,
-                last_error=None if status == "sent" else result.message[:500],
-                sent_at=now if status == "sent" else None,
-                next_attempt_at=now + timedelta(seconds=backoff),
+            stuck = await store.mark_interrupted_sends(s, now - timedelta(seconds=self.interrupted_after_s), now)
+        if stuck:
+            metrics.AMBIGUOUS.inc(stuck)
+            log.warning("%d notification(s) were interrupted mid-send; settling them from provider records", stuck)
+        return stuck
+
+    async def settle_due(self, now: datetime) -> int:
+        lease = self.call_timeout_s * 3 + 5
+        async with self.sessions() as s, s.begin():
+            rows = await store.claim_unsettled(s, now, self.batch_max, lease)
+        if not rows:
+            return 0
+        decisions = await asyncio.gather(*(self._settle_one(r, now) for r in rows))
+        settled = [(r, d) for r, d in zip(rows, decisions, strict=True) if isinstance(d, tuple)]
+        later = [(r, d) for r, d in zip(rows, decisions, strict=True) if isinstance(d, datetime)]
+        notes, attempts, events = [], [], []
+        for row, (lookup, nxt) in settled:
+            a = domain.Attempted(
+                "sent" if nxt.status == "sent" else "not_sent",
+                row.attempt_provider,
+                lookup.code or lookup.state,
+                f"settled from the provider's records: {lookup.state}",
+                lookup.provider_message_id,
             )
-            subject = str(row.ticket_id or row.id)
-            await outbox.add(
-                s,
-                store.outbox,
-                [
-                    Envelope(source="notify", tenant=row.tenant, subject=subject, correlation_id=subject, data=e)
-                    for e in events
-                ],
+            notes.append(self._next_values(row, a, nxt, now))
+            attempts.append(
+                {
+                    "b_id": row.attempt_id,
+                    "finished_at": now,
+                    "outcome": "sent"
+                    if lookup.state == "sent"
+                    else ("not_sent" if lookup.state == "not_found" else "ambiguous"),
+                    "code": f"settled.{lookup.state}",
+                    "message": a.message,
+                    "provider_message_id": lookup.provider_message_id,
+                    "latency_ms": None,
+                }
             )
-        log.info("notification %s: %s (%s)", row.id, status, result.code)
+            events += self._envelopes(row, nxt)
+            metrics.SETTLED.labels(row.attempt_provider, lookup.state).inc()
+            log.info("ambiguous send %s settled: %s → %s", row.attempt_id, lookup.state, nxt.status)
+        async with self.sessions() as s, s.begin():
+            for row, at in later:
+                await store.reschedule(s, row.id, at)
+            await store.finish_many(s, notes, attempts)
+            await outbox.add(s, store.outbox, events)
+        return len(settled)
+
+    async def _settle_one(self, row: Any, now: datetime) -> tuple[Lookup, domain.Next] | datetime:
+        """(lookup, decision), or when to look again."""
+        started: datetime = row.attempt_started_at
+        grace_ends = started + timedelta(seconds=self.policy.settle_grace_s)
+        if now < grace_ends:
+            return grace_ends
+        route = self.by_name.get(row.attempt_provider)
+        if route is None or row.address_sealed is None:
+            lookup = Lookup("unknown", code="provider_not_configured")
+        else:
+            phone = self.pii.open(row.address_sealed, PHONE_PURPOSE)
+            lookup = await route.provider.lookup(phone, str(row.attempt_id), started.timestamp())
+        nxt = domain.settle(
+            self._progress(row),
+            lookup.state,
+            row.attempt_provider,
+            lookup.code,
+            lookup.provider_message_id,
+            started,
+            self.policy,
+            now,
+            self.rng.random(),
+        )
+        if nxt is None:
+            return now + timedelta(seconds=self.policy.settle_retry_s)
+        return lookup, nxt

@@ -2,14 +2,37 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 from gridline_boot.settings import ServiceSettings
+from gridline_contracts.topics import SLA, TICKETS
+
+
+class TemplateRef(BaseModel):
+    """A provider's approved template for one of our template names."""
+
+    code: str
+    params: list[str] = []  # positional order of our variables (Tencent's {1}, {2}…); Aliyun uses names
+
+
+class SmsProviderConfig(BaseModel):
+    """One SMS account; the failover provider is configured as JSON (``SMS_FAILOVER='{"kind":…}'``)."""
+
+    kind: Literal["aliyun", "tencent"]
+    base_url: str
+    access_key_id: str
+    access_key_secret: SecretStr
+    sign_name: str
+    sdk_app_id: str = "1400006666"  # Tencent only
+    templates: dict[str, TemplateRef]
 
 
 class NotifySettings(ServiceSettings):
     service_name: str = "notify"
     http_port: int = 8004
+    # Where events come from; overridable so a test or a staging copy can run on private topics.
+    consumer_group: str = "notify"
+    consume_topics: list[str] = [TICKETS.name, SLA.name]
     pii_key: SecretStr = Field(description="seals recipients' numbers at rest in notify")
     pii_transit_key: SecretStr = Field(description="opens contact tokens carried in intake's events")
     sms_provider: Literal["aliyun", "tencent"] = "aliyun"
@@ -24,5 +47,16 @@ class NotifySettings(ServiceSettings):
         "ticket_received": "SMS_900000001",
         "ticket_assigned": "SMS_900000002",
     }
+    # Tried only when the primary has definitely not sent a message (reference §0.2, §4.3).
+    sms_failover: SmsProviderConfig | None = None
     sender_batch_max: int = Field(default=50, ge=1, le=1000)
-    sender_max_attempts: int = Field(default=5, ge=1)
+    sender_max_attempts: int = Field(default=6, ge=1)
+    sender_per_provider_attempts: int = Field(default=3, ge=1, description="transient failures before failover")
+    sender_backoff_base_s: float = Field(default=1.0, gt=0)
+    sender_backoff_cap_s: float = Field(default=60.0, gt=0)
+    sender_poll_interval_s: float = Field(default=0.2, gt=0)
+    # Settling ambiguous sends (timeouts, process killed mid-call) from the provider's own records.
+    settle_grace_s: float = Field(default=120.0, ge=0, description="wait before trusting 'not in the records'")
+    settle_retry_s: float = Field(default=30.0, gt=0)
+    settle_give_up_s: float = Field(default=86400.0, gt=0)
+    interrupted_after_s: float | None = Field(default=None, gt=0, description="a 'sending' row this old is orphaned")

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, Table, Text, Uuid, func, select, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    bindparam,
+    func,
+    select,
+    text,
+)
+from sqlalchemy import (
+    insert as core_insert,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,8 +59,34 @@ notification = Table(
     Column("claimed_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
+    # Failover: index into the channel's ordered providers, and attempts made on that one.
+    Column("provider_index", Integer, nullable=False, server_default="0"),
+    Column("provider_attempts", Integer, nullable=False, server_default="0"),
+    Column("attempt_id", Uuid),  # the attempt in flight, or the last one made
 )
 Index("ix_notification_due", notification.c.next_attempt_at, postgresql_where=text("status = 'pending'"))
+Index("ix_notification_unsettled", notification.c.next_attempt_at, postgresql_where=text("status = 'ambiguous'"))
+Index("ix_notification_sending", notification.c.claimed_at, postgresql_where=text("status = 'sending'"))
+
+# Every provider call, one row each, written before the call: its id is the OutId/SessionContext the
+# provider echoes, so a send cut short can be found in the provider's records afterwards.
+attempt = Table(
+    "attempt",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("notification_id", Uuid, ForeignKey("notify.notification.id"), nullable=False, index=True),
+    Column("no", Integer, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    # sending → sent | rejected | retryable | ambiguous; an ambiguous one is later settled → sent | not_sent
+    Column("outcome", Text, nullable=False),
+    Column("code", Text),
+    Column("message", Text),
+    Column("provider_message_id", Text),
+    Column("latency_ms", Integer),
+    UniqueConstraint("notification_id", "no"),
+)
 
 recipient = Table(
     "recipient",
@@ -87,38 +131,166 @@ async def upsert_recipient(session: AsyncSession, **values: Any) -> None:
     await session.execute(stmt)
 
 
-async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Any]:
-    """Take due notifications and mark them ``sending`` (committed before the provider call)."""
-    rows = (
-        await session.execute(
-            select(notification)
-            .where(notification.c.status == "pending", notification.c.next_attempt_at <= now)
-            .order_by(notification.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+_CLAIM = text(
+    """
+    WITH due AS (
+        SELECT id FROM notify.notification
+         WHERE status = 'pending' AND next_attempt_at <= :now
+         ORDER BY next_attempt_at
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED)
+    UPDATE notify.notification n
+       SET status = 'sending', attempts = n.attempts + 1, provider_attempts = n.provider_attempts + 1,
+           claimed_at = :now, attempt_id = gen_random_uuid()
+      FROM due WHERE n.id = due.id
+    RETURNING n.*
+    """
+)
+
+
+async def claim_due(session: AsyncSession, now: datetime, limit: int, provider_names: list[str]) -> list[Any]:
+    """Take due notifications, mark them ``sending`` and write their attempt rows (committed before the call)."""
+    rows = list((await session.execute(_CLAIM, {"now": now, "limit": limit})).all())
     if rows:
+        last = len(provider_names) - 1
         await session.execute(
-            notification.update()
-            .where(notification.c.id.in_([r.id for r in rows]))
-            .values(status="sending", attempts=notification.c.attempts + 1, claimed_at=now)
+            core_insert(attempt),
+            [
+                {
+                    "id": r.attempt_id,
+                    "notification_id": r.id,
+                    "no": r.attempts,
+                    "provider": provider_names[min(r.provider_index, last)],
+                    "started_at": now,
+                    "outcome": "sending",
+                }
+                for r in rows
+            ],
         )
-    return list(rows)
+    return rows
 
 
-async def finish(session: AsyncSession, nid: uuid.UUID, **values: Any) -> None:
-    await session.execute(notification.update().where(notification.c.id == nid).values(**values))
+_FINISH_NOTIFICATION = (
+    notification.update()
+    .where(notification.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("status"),
+        provider=bindparam("provider"),
+        provider_message_id=bindparam("provider_message_id"),
+        provider_index=bindparam("provider_index"),
+        provider_attempts=bindparam("provider_attempts"),
+        last_code=bindparam("last_code"),
+        last_error=bindparam("last_error"),
+        sent_at=bindparam("sent_at"),
+        next_attempt_at=bindparam("next_attempt_at"),
+    )
+)
+_FINISH_ATTEMPT = (
+    attempt.update()
+    .where(attempt.c.id == bindparam("b_id"))
+    .values(
+        finished_at=bindparam("finished_at"),
+        outcome=bindparam("outcome"),
+        code=bindparam("code"),
+        message=bindparam("message"),
+        provider_message_id=bindparam("provider_message_id"),
+        latency_ms=bindparam("latency_ms"),
+    )
+)
 
 
-async def mark_interrupted_sends(session: AsyncSession, older_than: datetime) -> int:
-    """Rows left ``sending`` by a killed process: the provider may have delivered them. Never resend."""
+async def finish_many(
+    session: AsyncSession, notifications: list[dict[str, Any]], attempts: list[dict[str, Any]]
+) -> None:
+    """Record a batch of outcomes: one executemany per table (keys ``b_id`` + the columns above)."""
+    if notifications:
+        await session.execute(_FINISH_NOTIFICATION, notifications)
+    if attempts:
+        await session.execute(_FINISH_ATTEMPT, attempts)
+
+
+async def mark_interrupted_sends(session: AsyncSession, older_than: datetime, now: datetime) -> int:
+    """Rows left ``sending`` by a killed process: the provider may have sent them. Never resend; settle."""
     res = await session.execute(
         notification.update()
         .where(notification.c.status == "sending", notification.c.claimed_at < older_than)
-        .values(status="ambiguous", last_code="interrupted", last_error="process stopped during the provider call")
+        .values(
+            status="ambiguous",
+            last_code="interrupted",
+            last_error="process stopped during the provider call",
+            next_attempt_at=now,
+        )
+        .returning(notification.c.attempt_id)
     )
-    return int(res.rowcount)  # type: ignore[attr-defined]
+    ids = [r.attempt_id for r in res]
+    if ids:
+        await session.execute(
+            attempt.update()
+            .where(attempt.c.id.in_(ids), attempt.c.outcome == "sending")
+            .values(outcome="ambiguous", code="interrupted", finished_at=now)
+        )
+    return len(ids)
+
+
+async def claim_unsettled(session: AsyncSession, now: datetime, limit: int, lease_s: float) -> list[Any]:
+    """Ambiguous notifications due for a lookup, with their last attempt; leased so replicas don't double-ask."""
+    due = (
+        select(notification.c.id)
+        .where(notification.c.status == "ambiguous", notification.c.next_attempt_at <= now)
+        .order_by(notification.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    ids = [
+        r.id
+        for r in await session.execute(
+            notification.update()
+            .where(notification.c.id.in_(due))
+            .values(next_attempt_at=now + timedelta(seconds=lease_s))
+            .returning(notification.c.id)
+        )
+    ]
+    if not ids:
+        return []
+    q = (
+        select(
+            notification,
+            attempt.c.provider.label("attempt_provider"),
+            attempt.c.started_at.label("attempt_started_at"),
+        )
+        .join(attempt, attempt.c.id == notification.c.attempt_id)
+        .where(notification.c.id.in_(ids))
+    )
+    return list((await session.execute(q)).all())
+
+
+async def reschedule(session: AsyncSession, nid: uuid.UUID, at: datetime) -> None:
+    await session.execute(notification.update().where(notification.c.id == nid).values(next_attempt_at=at))
+
+
+async def attempts_of(session: AsyncSession, tenant: str, nid: uuid.UUID) -> list[Any] | None:
+    """A notification's attempts in order; None when the tenant has no such notification."""
+    found = await session.execute(
+        select(notification.c.id).where(notification.c.id == nid, notification.c.tenant == tenant)
+    )
+    if found.first() is None:
+        return None
+    return list(
+        (await session.execute(select(attempt).where(attempt.c.notification_id == nid).order_by(attempt.c.no))).all()
+    )
+
+
+async def attempts_for(session: AsyncSession, nids: list[uuid.UUID]) -> list[Any]:
+    return list(
+        (
+            await session.execute(
+                select(attempt)
+                .where(attempt.c.notification_id.in_(nids))
+                .order_by(attempt.c.notification_id, attempt.c.no)
+            )
+        ).all()
+    )
 
 
 async def list_for_ticket(session: AsyncSession, tenant: str, ticket_id: uuid.UUID) -> list[Any]:

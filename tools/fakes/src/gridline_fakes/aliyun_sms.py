@@ -15,6 +15,10 @@ What it checks, with the codes and HTTP statuses Aliyun answers:
   per-(sign, template, phone) flow control → `isv.BUSINESS_LIMIT_CONTROL` `触发分钟级流控Permits:N`.
 * Success → `{"Code":"OK","Message":"OK","BizId":"<18 digits>^0","RequestId":…}`; V2 `Format=XML`
   (the V2 default) is answered in XML.
+* `QuerySendDetails` (same signatures): `PhoneNumber`, `SendDate` (yyyyMMdd, Beijing, ≤30 days back),
+  `PageSize` 1–50, `CurrentPage`, optional `BizId` → `TotalCount` and
+  `SmsSendDetailDTOs.SmsSendDetailDTO[]` with `OutId`, `SendStatus` (3 = 发送成功), `ErrCode`, dates.
+  This is how a client settles a timed-out send before ever sending again.
 
 Test-only defaults, overridable by `create_app` args, CLI flags (repeatable) or environment:
 
@@ -51,7 +55,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 from xml.sax.saxutils import escape
 
@@ -102,9 +106,11 @@ class Fault(BaseModel):
     * delay: process the request normally (recording an accepted send), then wait `delay_s` before
       answering, so a client with a shorter read timeout sees an ambiguous failure for an SMS that
       did go out.
+    * stall: wait `delay_s` without sending, then answer 503: a client timing out first cannot know
+      that nothing went out until it asks `QuerySendDetails`.
     """
 
-    kind: Literal["server_error", "throttling", "error", "delay"]
+    kind: Literal["server_error", "throttling", "error", "delay", "stall"]
     count: int = Field(default=1, ge=1)
     status: int | None = None
     delay_s: float = Field(default=0.0, ge=0)
@@ -181,8 +187,12 @@ def _incomplete_signature() -> AliyunError:
     return AliyunError(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards.")
 
 
+ACTIONS = frozenset({"SendSms", "QuerySendDetails"})
+_BEIJING = timezone(timedelta(hours=8))
+
+
 def _check_api(action: str | None, version: str | None) -> None:
-    if action != "SendSms":
+    if action not in ACTIONS:
         raise AliyunError(
             404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."
         )
@@ -262,7 +272,7 @@ class AliyunSmsFake:
         _check_api(params.get("Action"), params.get("Version"))
         return params
 
-    def verify_v3(self, request: Request, authorization: str, body: bytes) -> None:
+    def verify_v3(self, request: Request, authorization: str, body: bytes) -> str:
         match = _V3_AUTH.match(authorization.strip())
         if match is None:
             raise _incomplete_signature()
@@ -286,6 +296,7 @@ class AliyunSmsFake:
             raise self._mismatch(f"ACS3-HMAC-SHA256 (signed headers {';'.join(sorted(signed))})")
         self._use_nonce(headers["x-acs-signature-nonce"])
         _check_api(headers["x-acs-action"], headers["x-acs-version"])
+        return headers["x-acs-action"]
 
     # business
 
@@ -327,6 +338,7 @@ class AliyunSmsFake:
                     "out_id": params.get("OutId"),
                     "provider_id": biz_id,
                     "received_at": received_at,
+                    "at": now,
                     "access_key_id": key_id,
                     "signature_version": signature_version,
                 }
@@ -336,12 +348,55 @@ class AliyunSmsFake:
         logger.info("accepted SendSms out_id=%s biz_id=%s numbers=%d", params.get("OutId"), biz_id, len(phones))
         return biz_id
 
+    def query(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """`QuerySendDetails`: one number's sends on one Beijing date, newest first, paged (≤50)."""
+        for name in ("PhoneNumber", "SendDate", "PageSize", "CurrentPage"):
+            if not params.get(name):
+                raise AliyunError(400, f"Missing{name}", f"{name} is mandatory for this action.")
+        match = _PHONE.match(params["PhoneNumber"].strip())
+        if match is None:
+            raise AliyunError(200, "isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+        try:
+            day = datetime.strptime(params["SendDate"], "%Y%m%d").date()
+            size, page = int(params["PageSize"]), int(params["CurrentPage"])
+        except ValueError:
+            raise AliyunError(400, "InvalidParameter", "Specified parameter is not valid.") from None
+        if not 1 <= size <= 50 or page < 1:
+            raise AliyunError(400, "InvalidParameter", "Specified parameter PageSize or CurrentPage is not valid.")
+        if (datetime.fromtimestamp(self.clock(), _BEIJING).date() - day).days > 30:
+            raise AliyunError(200, "isv.DAY_LIMIT_CONTROL", "只支持查询近30天的记录")
+        found = [
+            m
+            for m in reversed(self.messages)
+            if m["phone"] == match[1]
+            and datetime.fromtimestamp(m["at"], _BEIJING).date() == day
+            and (not params.get("BizId") or m["provider_id"] == params["BizId"])
+        ]
+        dtos = [
+            {
+                "PhoneNum": m["phone"],
+                "SendStatus": 3,  # 1 等待回执, 2 发送失败, 3 发送成功
+                "ErrCode": "DELIVERED",
+                "TemplateCode": m["template"],
+                "Content": f"【{m['sign_name']}】{json.dumps(m['params'], ensure_ascii=False)}",
+                "SendDate": _beijing(m["at"]),
+                "ReceiveDate": _beijing(m["at"]),
+                "OutId": m["out_id"] or "",
+            }
+            for m in found[(page - 1) * size : page * size]
+        ]
+        return {"TotalCount": len(found), "SmsSendDetailDTOs": {"SmsSendDetailDTO": dtos}}
+
     def _check_flow(self, sign: str, template: str, phone: str, now: float) -> None:
         history = [t for t in self.sends.get((sign, template, phone), []) if now - t < 86400]
         self.sends[(sign, template, phone)] = history
         for window, limit, label in self.flow_limits.windows():
             if limit is not None and sum(1 for t in history if now - t < window) >= limit:
                 raise AliyunError(200, "isv.BUSINESS_LIMIT_CONTROL", f"触发{label}流控Permits:{limit}")
+
+
+def _beijing(at: float) -> str:
+    return datetime.fromtimestamp(at, _BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _template_params(raw: str | None, variables: tuple[str, ...]) -> dict[str, str]:
@@ -384,7 +439,7 @@ def _error_response(err: AliyunError, fmt: str) -> Response:
 
 
 def _fault_error(fault: Fault) -> AliyunError:
-    if fault.kind == "server_error":
+    if fault.kind in ("server_error", "stall"):
         return AliyunError(
             fault.status or 503,
             fault.code or "ServiceUnavailable",
@@ -433,21 +488,30 @@ def create_app(
         fmt = "JSON" if is_v3 else dict(pairs).get("Format", "XML").upper()
         fault = fake.faults.popleft() if fake.faults else None
         try:
-            if fault is not None and fault.kind != "delay":
-                raise _fault_error(fault)
             if is_v3:
-                fake.verify_v3(request, authorization, body)
+                action = fake.verify_v3(request, authorization, body)
                 key_id = authorization.split("Credential=", 1)[1].split(",", 1)[0]
                 params = dict(pairs)
             else:
                 params = fake.verify_v2(request.method, pairs)
-                key_id = params["AccessKeyId"]
+                action, key_id = params["Action"], params["AccessKeyId"]
+            if action == "QuerySendDetails":  # faults target sends only; put it back for the next one
+                if fault is not None:
+                    fake.faults.appendleft(fault)
+                    fault = None
+                payload = {"Code": "OK", "Message": "OK", **fake.query(params), "RequestId": str(uuid.uuid4()).upper()}
+                return _render(payload, 200, fmt, "QuerySendDetailsResponse", {})
+            if fault is not None and fault.kind == "stall":
+                await asyncio.sleep(fault.delay_s)
+                raise _fault_error(fault)
+            if fault is not None and fault.kind != "delay":
+                raise _fault_error(fault)
             biz_id = fake.accept(params, "v3" if is_v3 else "v2", key_id)
             payload = {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": str(uuid.uuid4()).upper()}
             response = _render(payload, 200, fmt, "SendSmsResponse", {})
         except AliyunError as err:
             response = _error_response(err, fmt)
-        if fault is not None:  # only a delay fault gets here: the outcome is already decided
+        if fault is not None and fault.kind == "delay":  # the outcome is already decided
             await asyncio.sleep(fault.delay_s)
         return response
 

@@ -21,6 +21,9 @@ for request-level errors, per-number `SendStatusSet[i].Code` otherwise):
   per hour, per Beijing natural day → `LimitExceeded.PhoneNumber{ThirtySecond,OneHour,Daily}Limit`),
   so one reply can mix `Ok` and failures.
 * Success entries carry `SerialNo` (`5000:<28 digits>`), `Fee`, `SessionContext`, `Code: "Ok"`.
+* Status reports (`PullSmsSendStatusSet[]` with `UserReceiveTime`, `SerialNo`, `ReportStatus`,
+  `SessionContext`…): `PullSmsSendStatus` (`Limit` ≤100, a queue: each report once) and
+  `PullSmsSendStatusByPhoneNumber` (`PhoneNumber`, `BeginTime` ≤7 days back, `EndTime`, `Offset`).
 
 Test-only defaults, overridable by `create_app` args, CLI flags (repeatable) or environment:
 
@@ -69,6 +72,7 @@ DEFAULT_SIGN_NAMES: tuple[str, ...] = ("某市12345", "腾讯云")
 DEFAULT_TEMPLATES: dict[str, int] = {"1110": 2}
 DEFAULT_REGIONS: tuple[str, ...] = ("ap-beijing", "ap-guangzhou", "ap-nanjing")
 MAX_SKEW_S = 300
+ACTIONS = frozenset({"SendSms", "PullSmsSendStatus", "PullSmsSendStatusByPhoneNumber"})
 API_VERSION = "2021-01-11"
 _BEIJING = timezone(timedelta(hours=8))
 _PHONE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
@@ -96,9 +100,11 @@ class Fault(BaseModel):
     * delay: process the request normally (recording an accepted send), then wait `delay_s` before
       answering, so a client with a shorter read timeout sees an ambiguous failure for an SMS that
       did go out.
+    * stall: wait `delay_s` without sending, then answer 504: a client timing out first cannot know
+      that nothing went out until it pulls the status reports.
     """
 
-    kind: Literal["server_error", "throttling", "error", "delay"]
+    kind: Literal["server_error", "throttling", "error", "delay", "stall"]
     count: int = Field(default=1, ge=1)
     status: int | None = None
     delay_s: float = Field(default=0.0, ge=0)
@@ -172,13 +178,18 @@ class TencentSmsFake:
     faults: deque[Fault] = field(default_factory=deque)
     # phone → [(sent_at, content key)]
     sends: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    # Status reports: every one stays queryable by number; the pull queue hands each out once.
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    report_queue: deque[dict[str, Any]] = field(default_factory=deque)
 
     def reset(self) -> None:
         self.messages.clear()
         self.faults.clear()
         self.sends.clear()
+        self.reports.clear()
+        self.report_queue.clear()
 
-    def verify(self, request: Request, body: bytes) -> None:
+    def verify(self, request: Request, body: bytes) -> str:
         headers = {name.lower(): value for name, value in request.headers.items()}
         match = _TC3_AUTH.match(headers.get("authorization", "").strip())
         if match is None:
@@ -220,14 +231,15 @@ class TencentSmsFake:
         if not hmac.compare_digest(expected, match["sig"].lower()):
             raise _SIGNATURE_FAILURE
         action, version, region = (headers.get(f"x-tc-{h}", "") for h in ("action", "version", "region"))
-        if action != "SendSms":
+        if action not in ACTIONS:
             raise TencentError("InvalidAction", f"The requested action `{action}` does not exist.")
         if version != API_VERSION:
-            raise TencentError("NoSuchVersion", f"The requested version `{version}` of `SendSms` does not exist.")
+            raise TencentError("NoSuchVersion", f"The requested version `{version}` of `{action}` does not exist.")
         if not region:
             raise TencentError("MissingParameter", "The request is missing a required parameter `Region`.")
         if region not in self.regions:
             raise TencentError("UnsupportedRegion", f"The region `{region}` is not supported.")
+        return action
 
     def accept(self, body: bytes) -> list[dict[str, Any]]:
         try:
@@ -293,6 +305,19 @@ class TencentSmsFake:
                 "received_at": datetime.fromtimestamp(now, UTC).isoformat(),
             }
         )
+        # The carrier's report arrives at once here; real ones lag by seconds to minutes.
+        report = {
+            "UserReceiveTime": int(now),
+            "CountryCode": "86",
+            "SubscriberNumber": match[1],
+            "PhoneNumber": phone,
+            "SerialNo": serial_no,
+            "ReportStatus": "SUCCESS",
+            "Description": "用户短信送达成功",
+            "SessionContext": context,
+        }
+        self.reports.append(report)
+        self.report_queue.append(report)
         logger.info("accepted SendSms session_context=%s serial_no=%s", context, serial_no)
         return {
             "SerialNo": serial_no,
@@ -303,6 +328,42 @@ class TencentSmsFake:
             "Message": "send success",
             "IsoCode": "CN",
         }
+
+    def pull(self, action: str, body: bytes) -> dict[str, Any]:
+        """`PullSmsSendStatus` (queue, each report once) or `…ByPhoneNumber` (one number, a time range)."""
+        try:
+            params = json.loads(body)
+        except ValueError:
+            raise TencentError("InvalidParameter", "The request body is not valid JSON.") from None
+        if not isinstance(params, dict):
+            raise TencentError("InvalidParameter", "The request body must be a JSON object.")
+        if params.get("SmsSdkAppId") not in self.sdk_app_ids:
+            raise TencentError("InvalidParameterValue.SdkAppIdNotExist", "SdkAppId does not exist.")
+        limit = params.get("Limit")
+        if not isinstance(limit, int) or not 0 < limit <= 100:
+            raise TencentError("InvalidParameterValue", "`Limit` must be between 1 and 100.")
+        if action == "PullSmsSendStatus":
+            out = [self.report_queue.popleft() for _ in range(min(limit, len(self.report_queue)))]
+            return {"PullSmsSendStatusSet": out}
+        for name in ("BeginTime", "Offset", "PhoneNumber"):
+            if name not in params:
+                raise TencentError("MissingParameter", f"The request is missing a required parameter `{name}`.")
+        begin, end, offset = params["BeginTime"], params.get("EndTime"), params["Offset"]
+        if not all(isinstance(v, int) for v in (begin, offset)) or not isinstance(end, (int, type(None))):
+            raise TencentError("InvalidParameter", "`BeginTime`, `EndTime` and `Offset` must be integers.")
+        if self.clock() - begin > 7 * 86400:
+            raise TencentError("InvalidParameterValue", "`BeginTime` must be within the last 7 days.")
+        match = _PHONE.match(str(params["PhoneNumber"]))
+        if match is None:
+            raise TencentError("InvalidParameterValue.IncorrectPhoneNumber", "incorrect phone number format.")
+        found = [
+            r
+            for r in self.reports
+            if r["SubscriberNumber"] == match[1]
+            and r["UserReceiveTime"] >= begin
+            and (end is None or r["UserReceiveTime"] <= end)
+        ]
+        return {"PullSmsSendStatusSet": found[offset : offset + limit]}
 
     def _limited(self, phone: str, content: str, now: float) -> str | None:
         history = [(t, c) for t, c in self.sends.get(phone, []) if now - t < 86400]
@@ -376,16 +437,24 @@ def create_app(
     async def api(request: Request) -> Response:
         body = await request.body()
         fault = fake.faults.popleft() if fake.faults else None
-        if fault is not None and fault.kind == "server_error":
+        if fault is not None and fault.kind == "server_error" and request.headers.get("x-tc-action") == "SendSms":
             logger.info("injected HTTP %s", fault.status or 502)
             return Response("Bad Gateway", status_code=fault.status or 502, media_type="text/plain")
         try:
+            if request.headers.get("x-tc-action", "").startswith("Pull"):
+                if fault is not None:  # faults target sends only; put it back for the next one
+                    fake.faults.appendleft(fault)
+                    fault = None
+                return _reply(fake.pull(fake.verify(request, body), body))
+            if fault is not None and fault.kind == "stall":
+                await asyncio.sleep(fault.delay_s)
+                return Response("Gateway Timeout", status_code=504, media_type="text/plain")
             if fault is not None and fault.kind != "delay":
                 raise _fault_error(fault)
             fake.verify(request, body)
             response = _reply({"SendStatusSet": fake.accept(body)})
         except TencentError as err:
-            logger.info("rejected SendSms code=%s", err.code)
+            logger.info("rejected %s code=%s", request.headers.get("x-tc-action"), err.code)
             response = _reply({"Error": {"Code": err.code, "Message": err.message}})
         if fault is not None:  # only a delay fault gets here: the outcome is already decided
             await asyncio.sleep(fault.delay_s)

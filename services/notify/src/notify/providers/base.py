@@ -29,12 +29,29 @@ class SendResult:
     code: str
     message: str
     retry_after_s: float | None = None
+    # The refusal is about this provider (quota, account, its own templates or per-number counters),
+    # not about the message: another provider may well send it.
+    failover: bool = False
+
+
+LookupState = Literal["sent", "not_found", "unknown"]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the provider's own records say about one earlier send, found by our out id."""
+
+    state: LookupState  # unknown: the query itself failed, nothing can be concluded
+    provider_message_id: str | None = None
+    code: str = ""
 
 
 class SmsProvider(Protocol):
     name: str
 
     async def send(self, msg: SmsMessage) -> SendResult: ...
+
+    async def lookup(self, phone: str, out_id: str, sent_after: float) -> Lookup: ...
 
 
 _MAINLAND_PREFIX = re.compile(r"^(?:\+86|0086|86)(?=1\d{10}$)")

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from notify.providers.base import (
+    Lookup,
     Outcome,
     SendResult,
     SmsMessage,
@@ -125,6 +126,34 @@ def classify(code: str) -> tuple[Outcome, float | None]:
     return "rejected", None
 
 
+# Refusals about our Tencent account, app, signature or templates, or its own per-number counters.
+_PROVIDER_SIDE = frozenset(
+    {
+        "LimitExceeded.PhoneNumberOneHourLimit",
+        "LimitExceeded.PhoneNumberDailyLimit",
+        "LimitExceeded.PhoneNumberSameContentDailyLimit",
+        "LimitExceeded.AppDailyLimit",
+        "LimitExceeded.DailyLimit",
+        "FailedOperation.InsufficientBalanceInSmsPackage",
+        "UnauthorizedOperation.SerivceSuspendDueToArrears",
+        "FailedOperation.SignatureIncorrectOrUnapproved",
+        "FailedOperation.TemplateIncorrectOrUnapproved",
+        "FailedOperation.TemplateParamSetNotMatchApprovedTemplate",
+        "UnauthorizedOperation.SmsSdkAppIdVerifyFail",
+        "UnauthorizedOperation.RequestIpNotInWhitelist",
+        "UnauthorizedOperation.SdkAppIdIsDisabled",
+        "InvalidParameterValue.SdkAppIdNotExist",
+        "AuthFailure.SignatureFailure",
+        "AuthFailure.SecretIdNotFound",
+        "AuthFailure.InvalidSecretId",
+    }
+)
+
+
+def can_fail_over(code: str) -> bool:
+    return code in _PROVIDER_SIDE
+
+
 def template_param_set(params: Mapping[str, str]) -> list[str]:
     """Tencent templates are positional ({1}, {2}…): numeric keys sort numerically, else dict order."""
     if params and all(k.isdigit() for k in params):
@@ -180,6 +209,9 @@ class TencentSmsClient:
             "TemplateParamSet": template_param_set(msg.template_params),
             "SessionContext": msg.out_id,
         }
+        return self._build("SendSms", payload)
+
+    def _build(self, action: str, payload: Mapping[str, Any]) -> httpx.Request:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = int(self._clock())
         request = self._http.build_request(
@@ -188,7 +220,7 @@ class TencentSmsClient:
             content=body,
             headers={
                 "Content-Type": CONTENT_TYPE,
-                "X-TC-Action": "SendSms",
+                "X-TC-Action": action,
                 "X-TC-Version": API_VERSION,
                 "X-TC-Timestamp": str(timestamp),
                 "X-TC-Region": self._region,
@@ -249,4 +281,48 @@ class TencentSmsClient:
             code=code,
             message=message,
             retry_after_s=retry_after,
+            failover=outcome != "sent" and can_fail_over(code),
         )
+
+    async def pull(self, action: str, payload: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """One `PullSmsSendStatus*` call → the report set, or None when the call failed."""
+        try:
+            response = await self._http.send(self._build(action, {"SmsSdkAppId": self._sdk_app_id, **payload}))
+            reply = response.json()["Response"] if response.status_code == 200 else None
+        except (httpx.TransportError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("tencent %s failed: %s", action, type(exc).__name__)
+            return None
+        if not isinstance(reply, dict) or "Error" in reply:
+            code = reply["Error"].get("Code") if isinstance(reply, dict) else response.status_code
+            logger.warning("tencent %s refused: %s", action, code)
+            return None
+        items = reply.get("PullSmsSendStatusSet") or []
+        return [i for i in items if isinstance(i, dict)]
+
+    async def pull_reports(self, limit: int = 100) -> list[dict[str, Any]] | None:
+        """`PullSmsSendStatus`: the next status reports from Tencent's queue (each is handed out once)."""
+        return await self.pull("PullSmsSendStatus", {"Limit": limit})
+
+    async def lookup(self, phone: str, out_id: str, sent_after: float) -> Lookup:
+        """`PullSmsSendStatusByPhoneNumber` since `sent_after`, matched by SessionContext.
+
+        Tencent lists a send only once the carrier reported on it, so "not found" is trusted only
+        after a grace period long enough for reports to arrive (the caller's `settle_grace_s`).
+        """
+        begin = int(sent_after) - 60
+        for offset in range(0, 2000, 100):
+            payload = {
+                "PhoneNumber": f"+86{national_number(phone)}",
+                "BeginTime": begin,
+                "Offset": offset,
+                "Limit": 100,
+            }
+            items = await self.pull("PullSmsSendStatusByPhoneNumber", payload)
+            if items is None:
+                return Lookup("unknown", code="query_failed")
+            for item in items:
+                if item.get("SessionContext") == out_id:
+                    return Lookup("sent", str(item.get("SerialNo") or "") or None, str(item.get("ReportStatus", "")))
+            if len(items) < 100:
+                return Lookup("not_found")
+        return Lookup("unknown", code="too_many_sends_to_search")
