@@ -190,7 +190,7 @@ def run_sample(c: httpx.Client, s: stackmod.Stack, title: str, body: dict[str, A
     tid = a["ticket_id"]
 
     def settled() -> Any:
-        t = c.get(f"{intake}/v1/tenants/{TENANT}/tickets/{tid}").json()
+        t = c.get(f"{intake}/v1/tenants/{TENANT}/tickets/{tid}", headers=s.staff_headers(TENANT)).json()
         return t if t["status"] in ("dispatched", "awaiting_manual") else None
 
     t = wait_for(settled) or {}

@@ -64,6 +64,7 @@ class Stack:
         self.keys.setdefault("PII_KEY_INTAKE", new_key("i1"))
         self.keys.setdefault("PII_KEY_NOTIFY", new_key("n1"))
         self.keys.setdefault("PII_TRANSIT_KEY", new_key("t1"))
+        self.keys.setdefault("STAFF_TOKEN_KEYS", new_key("s1"))
 
     def env(self, service: str) -> dict[str, str]:
         env = {
@@ -79,11 +80,21 @@ class Stack:
         }
         if service == "intake":
             env["PII_KEY"] = self.keys["PII_KEY_INTAKE"]
+            env["STAFF_TOKEN_KEYS"] = self.keys["STAFF_TOKEN_KEYS"]
         if service == "notify":
             env["PII_KEY"] = self.keys["PII_KEY_NOTIFY"]
             env["SMS_PROVIDER_BASE_URL"] = f"http://127.0.0.1:{self.ports['fake-sms']}"
         env.update(self.extra_env)
         return env
+
+    def staff_headers(self, tenant: str, role: str = "platform", unit: str | None = None) -> dict[str, str]:
+        """A Bearer token for intake's staff endpoints, signed with this stack's key."""
+        from intake.auth import StaffTokens
+
+        token = StaffTokens(self.keys["STAFF_TOKEN_KEYS"]).issue(
+            sub=f"stack-{role}", tenant=tenant, role=role, unit=unit
+        )  # type: ignore[arg-type]
+        return {"Authorization": f"Bearer {token}"}
 
     def run_cli(self, service: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

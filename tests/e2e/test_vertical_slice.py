@@ -38,7 +38,11 @@ def submit(running: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def ticket(running: Any, ref: str) -> dict[str, Any]:
-    r = httpx.get(f"{running.procs['intake'].url}/v1/tenants/{TENANT}/tickets/{ref}", timeout=10)
+    r = httpx.get(
+        f"{running.procs['intake'].url}/v1/tenants/{TENANT}/tickets/{ref}",
+        headers=running.staff_headers(TENANT),
+        timeout=10,
+    )
     r.raise_for_status()
     out: dict[str, Any] = r.json()
     return out
@@ -94,7 +98,10 @@ def test_citizen_report_is_dispatched_clocked_and_notified(running: Any) -> None
     assert sorted(m["phone"] for m in mine) == sorted([phone, UNIT_PHONES["330106005"]])
     assert len(mine) == 2, "each SMS exactly once"
 
-    history = httpx.get(f"{running.procs['intake'].url}/v1/tenants/{TENANT}/tickets/{tid}/history").json()
+    history = httpx.get(
+        f"{running.procs['intake'].url}/v1/tenants/{TENANT}/tickets/{tid}/history",
+        headers=running.staff_headers(TENANT),
+    ).json()
     assert [h["to_status"] for h in history] == ["received", "dispatched"]
 
     progress = httpx.get(
@@ -177,7 +184,10 @@ def test_bad_input_gets_stable_codes_never_500(running: Any) -> None:
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
     r = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
-    r = httpx.get(f"{running.procs['intake'].url}/v1/tenants/{TENANT}/tickets/{uuid.uuid4()}")
+    r = httpx.get(
+        f"{running.procs['intake'].url}/v1/tenants/{TENANT}/tickets/{uuid.uuid4()}",
+        headers=running.staff_headers(TENANT),
+    )
     assert r.status_code == 404 and r.json()["error"]["code"] == "ticket_not_found"
 
 

@@ -39,6 +39,14 @@ class ReporterRef(BaseModel):
     anonymous: bool = False
 
 
+class OrderOrigin(BaseModel):
+    """The integration an order came from and its own order id, so results can be pushed back to it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    integration: str
+    external_id: str
+
+
 class TicketReceivedV1(EventData):
     TYPE = "ticket.received"
     VERSION = 1
@@ -57,6 +65,7 @@ class TicketReceivedV1(EventData):
     received_at: datetime
     platform_due_at: datetime | None = None
     reporter: ReporterRef
+    origin: OrderOrigin | None = None  # set for orders pushed by an integration (12345, Open311)
 
 
 class TicketDispatchedV1(EventData):
@@ -213,6 +222,15 @@ class TicketArchivedV1(Transition):
     VERSION = 1
 
 
+class TicketRejectedV1(Transition):
+    """不予受理: out of scope (诉讼/仲裁/信访程序, other jurisdiction, …); the caller is told the legal route."""
+
+    TYPE = "ticket.rejected"
+    VERSION = 1
+    reason_code: str
+    reason: str
+
+
 class TicketMergedV1(Transition):
     """并单: this ticket became a child of ``parent_ticket_id``; its reporter now follows the parent."""
 
@@ -245,4 +263,5 @@ register(
     TicketArchivedV1,
     TicketMergedV1,
     TicketUnmergedV1,
+    TicketRejectedV1,
 )

@@ -28,6 +28,7 @@ from .intake import (
     TicketExtensionReviewedV1,
     TicketMergedV1,
     TicketReceivedV1,
+    TicketRejectedV1,
     TicketReopenedV1,
     TicketRepliedV1,
     TicketReplyReviewedV1,
@@ -85,6 +86,7 @@ TICKETS = Topic(
         TicketArchivedV1,
         TicketMergedV1,
         TicketUnmergedV1,
+        TicketRejectedV1,
     ),
     consumers=("routing", "escalation", "notify"),
 )

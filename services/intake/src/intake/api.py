@@ -7,14 +7,15 @@ import json
 import re
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridline_boot.http import ApiError
 from gridline_boot.logging import bind
@@ -25,6 +26,8 @@ from gridline_messaging import outbox as outbox_mod
 from gridline_pii import InvalidPhone, lookup_hash, mask_phone, normalize_phone
 
 from . import domain, store
+from .access import DepsDep, rate_limit
+from .api_staff import _cursor, _parse_cursor
 from .deps import Deps
 
 TENANT_RE = re.compile(r"^\d{6}$")
@@ -82,35 +85,24 @@ class ReportAccepted(BaseModel):
     received_at: datetime
 
 
-class TicketOut(BaseModel):
-    ticket_id: uuid.UUID
-    ticket_no: str
-    tenant: str
-    status: str
-    channel: str
+class FeedItem(BaseModel):
+    ref: str = Field(description="不可逆的公示编号（不是工单编号）")
     category_code: str
-    priority: str
-    description: str
-    location: dict[str, Any] | None
-    address: str | None
-    reporter: ReporterRef
-    unit_code: str | None
-    grid_code: str | None
-    sla_policy_key: str | None
-    received_at: datetime
-    dispatched_at: datetime | None
+    status: str
+    status_zh: str
+    lon: float | None
+    lat: float | None
+    area_code: str | None
+    received_on: str
+    closed_on: str | None
 
 
-class HistoryOut(BaseModel):
-    at: datetime
-    action: str
-    from_status: str | None
-    to_status: str
-    actor: str
-    note: str
+class FeedPage(BaseModel):
+    items: list[FeedItem]
+    next_cursor: str | None
 
 
-def _hash_query_code(code: str) -> str:
+def hash_query_code(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
@@ -118,12 +110,42 @@ def _request_hash(body: CitizenReportIn) -> str:
     return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
-def get_deps(request: Request) -> Deps:
-    deps: Deps = request.app.state.deps
-    return deps
+async def admit(
+    s: AsyncSession,
+    report: domain.Report,
+    contact: dict[str, Any] | None,
+    query_code: str,
+    now: datetime,
+    correlation_id: str | None,
+    *,
+    source_hash: str | None = None,
+) -> domain.Ticket:
+    """A new ticket: sealed contact, 工单编号, ticket row, history and ``ticket.received``, in ``s``'s transaction."""
+    rid = await store.insert_contact(s, tenant=report.tenant, **contact) if contact is not None else None
+    ticket_no = await store.next_ticket_no(s, report.tenant, now.astimezone(SHANGHAI).date())
+    ticket, entry, events = domain.receive(report, ticket_id=uuid.uuid4(), ticket_no=ticket_no, now=now)
+    bind(ticket_id=ticket.id, tenant=ticket.tenant)
+    await store.insert_ticket(
+        s,
+        ticket,
+        reporter_id=rid,
+        query_code_hash=hash_query_code(query_code),
+        source=report.origin.integration if report.origin else None,
+        external_id=report.origin.external_id if report.origin else None,
+        source_hash=source_hash,
+    )
+    await store.add_history(s, ticket.id, entry, now)
+    cid = correlation_id or str(ticket.id)
+    envelopes: list[Envelope[Any]] = [
+        Envelope(source="intake", tenant=ticket.tenant, subject=str(ticket.id), correlation_id=cid, data=e)
+        for e in events
+    ]
+    await outbox_mod.add(s, store.outbox, envelopes)
+    return ticket
 
 
-DepsDep = Annotated[Deps, Depends(get_deps)]
+def new_query_code() -> str:
+    return secrets.token_hex(4).upper()
 
 
 def build_router() -> APIRouter:
@@ -145,28 +167,15 @@ def build_router() -> APIRouter:
                 return _replay(prior, req_hash)
         now = datetime.now(UTC)
         report, contact = _to_report(body, deps, now)
-        query_code = secrets.token_hex(4).upper()
+        if contact is not None:
+            await rate_limit(
+                deps, f"phone:{contact['phone_hash']}", deps.reports_per_phone_per_hour, timedelta(hours=1), now
+            )
+        query_code = new_query_code()
         try:
             async with deps.sessions() as s, s.begin():
-                rid = None
-                if contact is not None:
-                    rid = await store.insert_contact(s, tenant=body.tenant, **contact)
-                ticket_no = await store.next_ticket_no(s, body.tenant, now.astimezone(SHANGHAI).date())
-                ticket, entry, events = domain.receive(report, ticket_id=uuid.uuid4(), ticket_no=ticket_no, now=now)
-                bind(ticket_id=ticket.id, tenant=ticket.tenant)
-                await store.insert_ticket(s, ticket, reporter_id=rid, query_code_hash=_hash_query_code(query_code))
-                await store.add_history(s, ticket.id, entry, now)
-                cid = getattr(request.state, "correlation_id", str(ticket.id))
-                await outbox_mod.add(
-                    s,
-                    store.outbox,
-                    [
-                        Envelope(
-                            source="intake", tenant=ticket.tenant, subject=str(ticket.id), correlation_id=cid, data=e
-                        )
-                        for e in events
-                    ],
-                )
+                cid = getattr(request.state, "correlation_id", None)
+                ticket = await admit(s, report, contact, query_code, now, cid)
                 answer = ReportAccepted(
                     ticket_id=ticket.id,
                     ticket_no=ticket.ticket_no,
@@ -190,30 +199,6 @@ def build_router() -> APIRouter:
         deps.metrics_received(ticket.channel)
         return answer
 
-    @router.get("/tenants/{tenant}/tickets/{ref}", response_model=TicketOut)
-    async def get_ticket(tenant: str, ref: str, deps: DepsDep) -> Any:
-        """A ticket by id or 工单编号, as a handling unit may see it (reporter masked or withheld)."""
-        async with deps.sessions() as s:
-            t = await store.find_ticket(s, tenant, ref)
-        if t is None:
-            raise ApiError(404, "ticket_not_found", "工单不存在")
-        return _ticket_out(t)
-
-    @router.get("/tenants/{tenant}/tickets/{ref}/history", response_model=list[HistoryOut])
-    async def get_history(tenant: str, ref: str, deps: DepsDep) -> Any:
-        """The 流转记录 of a ticket, oldest first."""
-        async with deps.sessions() as s:
-            t = await store.find_ticket(s, tenant, ref)
-            if t is None:
-                raise ApiError(404, "ticket_not_found", "工单不存在")
-            rows = await store.history(s, t.id)
-        return [
-            HistoryOut(
-                at=r.at, action=r.action, from_status=r.from_status, to_status=r.to_status, actor=r.actor, note=r.note
-            )
-            for r in rows
-        ]
-
     @router.get("/tenants/{tenant}/progress/{ticket_no}")
     async def progress(
         tenant: str,
@@ -225,7 +210,7 @@ def build_router() -> APIRouter:
         async with deps.sessions() as s:
             t = await store.find_ticket(s, tenant, ticket_no)
             ok = t is not None and secrets.compare_digest(
-                await store.get_query_code_hash(s, t.id) or "", _hash_query_code(query_code.upper())
+                await store.get_query_code_hash(s, t.id) or "", hash_query_code(query_code.upper())
             )
             rows = await store.history(s, t.id) if ok and t else []
         if not ok or t is None:
@@ -237,6 +222,40 @@ def build_router() -> APIRouter:
             "steps": [{"at": r.at.isoformat(), "note": r.note} for r in rows],
         }
 
+    @router.get("/tenants/{tenant}/public/feed", response_model=FeedPage)
+    async def public_feed(
+        tenant: str,
+        deps: DepsDep,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Any:
+        """Anonymised public feed (随手拍 公示): category, status, coarse place (~100 m), dates.
+
+        Never a description, address, reporter or unit; never a 举报 or a confidential report.
+        """
+        after = _parse_cursor(cursor) if cursor else None
+        async with deps.sessions() as s:
+            rows = await store.public_feed(s, tenant, after=after, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return FeedPage(
+            items=[
+                FeedItem(
+                    ref=hashlib.sha256(f"{tenant}:{r.id}".encode()).hexdigest()[:12],
+                    category_code=r.category_code,
+                    status=r.status,
+                    status_zh=domain.STATUS_ZH[domain.Status(r.status)],
+                    lon=round(r.location["lon"], 3) if r.location else None,
+                    lat=round(r.location["lat"], 3) if r.location else None,
+                    area_code=r.area_code,
+                    received_on=r.received_at.astimezone(SHANGHAI).date().isoformat(),
+                    closed_on=r.closed_at.astimezone(SHANGHAI).date().isoformat() if r.closed_at else None,
+                )
+                for r in rows
+            ],
+            next_cursor=_cursor(rows[-1].received_at, rows[-1].id) if more and rows else None,
+        )
+
     return router
 
 
@@ -244,6 +263,30 @@ def _replay(prior: Any, req_hash: str) -> JSONResponse:
     if prior.request_hash != req_hash:
         raise ApiError(422, "idempotency_key_reused", "Idempotency-Key 已用于内容不同的请求")
     return JSONResponse(prior.response, status_code=prior.status_code, headers={"Idempotent-Replayed": "true"})
+
+
+def seal_contact(
+    deps: Deps, phone_raw: str, *, confidential: bool, openid: str | None = None, name: str | None = None
+) -> tuple[dict[str, Any], ReporterRef]:
+    """Contact data sealed at rest, and the reporter as events may carry it (transit token + mask)."""
+    try:
+        phone = normalize_phone(phone_raw)
+    except InvalidPhone as exc:
+        raise ApiError(422, "invalid_phone", str(exc)) from exc
+    contact = {
+        "phone_sealed": deps.pii.seal(phone, "reporter-phone"),
+        "phone_hash": lookup_hash(phone, deps.pii.hmac_key()),
+        "openid_sealed": deps.pii.seal(openid, "reporter-openid") if openid else None,
+        "name_sealed": deps.pii.seal(name, "reporter-name") if name else None,
+        "confidential": confidential,
+    }
+    reporter = ReporterRef(
+        contact_token=deps.transit.seal(phone, REPORTER_CONTACT),
+        masked_phone=mask_phone(phone),
+        anonymous=False,
+        confidential=confidential,
+    )
+    return contact, reporter
 
 
 def _to_report(body: CitizenReportIn, deps: Deps, now: datetime) -> tuple[domain.Report, dict[str, Any] | None]:
@@ -265,22 +308,7 @@ def _to_report(body: CitizenReportIn, deps: Deps, now: datetime) -> tuple[domain
     contact: dict[str, Any] | None = None
     reporter = ReporterRef(anonymous=body.anonymous, confidential=body.confidential)
     if body.phone and not body.anonymous:
-        try:
-            phone = normalize_phone(body.phone)
-        except InvalidPhone as exc:
-            raise ApiError(422, "invalid_phone", str(exc)) from exc
-        contact = {
-            "phone_sealed": deps.pii.seal(phone, "reporter-phone"),
-            "phone_hash": lookup_hash(phone, deps.pii.hmac_key()),
-            "openid_sealed": deps.pii.seal(body.openid, "reporter-openid") if body.openid else None,
-            "confidential": body.confidential,
-        }
-        reporter = ReporterRef(
-            contact_token=deps.transit.seal(phone, REPORTER_CONTACT),
-            masked_phone=mask_phone(phone),
-            anonymous=False,
-            confidential=body.confidential,
-        )
+        contact, reporter = seal_contact(deps, body.phone, confidential=body.confidential, openid=body.openid)
     elif body.anonymous and body.phone:
         raise ApiError(422, "anonymous_with_phone", "匿名反映时请勿填写手机号")
     if body.reported_at and body.reported_at > now:
@@ -299,36 +327,3 @@ def _to_report(body: CitizenReportIn, deps: Deps, now: datetime) -> tuple[domain
         reporter=reporter,
     )
     return report, contact
-
-
-def _ticket_out(t: domain.Ticket) -> TicketOut:
-    loc = None
-    if t.location:
-        loc = {
-            "lon": t.location.lon,
-            "lat": t.location.lat,
-            "crs": "wgs84",
-            "original": {
-                "lon": t.location.lon_original,
-                "lat": t.location.lat_original,
-                "crs": t.location.crs_original,
-            },
-        }
-    return TicketOut(
-        ticket_id=t.id,
-        ticket_no=t.ticket_no,
-        tenant=t.tenant,
-        status=t.status.value,
-        channel=t.channel,
-        category_code=t.category_code,
-        priority=t.priority,
-        description=t.description,
-        location=loc,
-        address=t.address,
-        reporter=domain.unit_view_of_reporter(t.reporter, t.demand_type).model_copy(update={"contact_token": None}),
-        unit_code=t.unit_code,
-        grid_code=t.grid_code,
-        sla_policy_key=t.sla_policy_key,
-        received_at=t.received_at,
-        dispatched_at=t.dispatched_at,
-    )

@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from gridline_boot.db import create_engine, session_factory
-from gridline_boot.http import install_error_handlers, install_observability
+from gridline_boot.http import error_body, install_error_handlers, install_observability
 from gridline_boot.logging import configure_logging
-from gridline_contracts.routing import DispatchAssignedV1, DispatchNeedsManualV1
-from gridline_contracts.topics import DISPATCH
+from gridline_contracts.escalation import (
+    SlaBreachedV1,
+    SlaClockExtendedV1,
+    SlaClockResumedV1,
+    SlaClockStartedV1,
+    SlaWarnedV1,
+)
+from gridline_contracts.routing import (
+    DispatchAssignedV1,
+    DispatchDuplicateFoundV1,
+    DispatchNeedsManualV1,
+    DispatchReturnReviewedV1,
+    DispatchUnmergedV1,
+)
+from gridline_contracts.topics import DISPATCH, SLA
 from gridline_messaging.consumer import Handler
 from gridline_messaging.runtime import MessagingRuntime
 from gridline_pii import Keyring
 
 from . import handlers, metrics, store
+from .access import RateLimited
 from .api import build_router
+from .api_staff import build_staff_router
+from .auth import StaffTokens, parse_integrations
 from .deps import Deps
+from .hotline import build_hotline_router
 from .settings import IntakeSettings
 
 HANDLERS: dict[type, Handler] = {
     DispatchAssignedV1: handlers.on_dispatch_assigned,
     DispatchNeedsManualV1: handlers.on_dispatch_needs_manual,
+    DispatchDuplicateFoundV1: handlers.on_duplicate_found,
+    DispatchUnmergedV1: handlers.on_unmerged,
+    DispatchReturnReviewedV1: handlers.on_return_reviewed,
+    SlaClockStartedV1: handlers.on_clock_started,
+    SlaClockExtendedV1: handlers.on_clock_moved,
+    SlaClockResumedV1: handlers.on_clock_moved,
+    SlaWarnedV1: handlers.on_warned,
+    SlaBreachedV1: handlers.on_breached,
 }
 
 
@@ -31,6 +58,8 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
     pii = Keyring.from_spec(settings.pii_key.get_secret_value())
     transit = Keyring.from_spec(settings.pii_transit_key.get_secret_value())
+    tokens = StaffTokens(settings.staff_token_keys.get_secret_value()) if settings.staff_token_keys else None
+    integrations = parse_integrations(settings.integrations.get_secret_value())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,11 +71,19 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             sessions=sessions,
             outbox=store.outbox,
             inbox=store.inbox,
-            topics=[DISPATCH.name],
+            topics=[DISPATCH.name, SLA.name],
             handlers=HANDLERS,
         )
         app.state.deps = Deps(
-            sessions=sessions, pii=pii, transit=transit, metrics_received=lambda ch: metrics.RECEIVED.labels(ch).inc()
+            sessions=sessions,
+            pii=pii,
+            transit=transit,
+            metrics_received=lambda ch: metrics.RECEIVED.labels(ch).inc(),
+            staff_tokens=tokens,
+            integrations=integrations,
+            rules=settings.rules,
+            max_skew=timedelta(seconds=settings.signature_max_skew_s),
+            reports_per_phone_per_hour=settings.reports_per_phone_per_hour,
         )
         app.state.runtime = runtime
         await runtime.start()
@@ -58,8 +95,30 @@ def create_app(settings: IntakeSettings) -> FastAPI:
 
     app = FastAPI(title="Gridline intake", version="1", lifespan=lifespan)
     install_error_handlers(app)
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details),
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Declared sizes are refused before anything is read; chunked bodies are bounded by the
+        # endpoints' own limits (multipart uploads count bytes as they arrive).
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_request_bytes):
+            return JSONResponse(
+                error_body("payload_too_large", f"请求体超过 {settings.max_request_bytes} 字节"), status_code=413
+            )
+        return await call_next(request)
+
     install_observability(app, lambda: app.state.runtime.checks())
 
     if "api" in settings.roles:
         app.include_router(build_router())
+        app.include_router(build_staff_router())
+        app.include_router(build_hotline_router())
     return app

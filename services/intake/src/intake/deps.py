@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_pii import Keyring
+
+from .auth import Integration, StaffTokens
+from .domain import Rules
 
 
 @dataclass(frozen=True)
@@ -16,3 +20,8 @@ class Deps:
     pii: Keyring  # at rest, intake only
     transit: Keyring  # tokens in events, shared with notify
     metrics_received: Callable[[str], None]
+    staff_tokens: StaffTokens | None = None
+    integrations: Mapping[str, Integration] | None = None
+    rules: Rules = field(default_factory=Rules)
+    max_skew: timedelta = timedelta(minutes=5)
+    reports_per_phone_per_hour: int = 20

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from datetime import timedelta
+
+from pydantic import Field, SecretStr, model_validator
 
 from gridline_boot.settings import ServiceSettings
+
+from .domain import Rules
 
 
 class IntakeSettings(ServiceSettings):
@@ -13,3 +17,38 @@ class IntakeSettings(ServiceSettings):
     # Seals the contact token carried in events; shared with notify only.
     pii_transit_key: SecretStr = Field(description="kid:base64(32 bytes)[,older keys]")
     idempotency_ttl_hours: int = Field(default=48, ge=1)
+    # Verifies staff tokens (JWT HS256): "kid:secret[,kid:secret…]", first one signs. Unset: no staff
+    # endpoint accepts any token (401), which is what a citizen-only deployment wants.
+    staff_token_keys: SecretStr | None = None
+    # Integrations allowed to push (12345 platforms, Open311 clients): JSON list of auth.Integration.
+    integrations: SecretStr = SecretStr("[]")
+    signature_max_skew_s: int = Field(default=300, ge=10, le=3600)
+    # Per-phone limit on citizen submissions (a fixed one-hour window).
+    reports_per_phone_per_hour: int = Field(default=20, ge=1)
+    max_request_bytes: int = Field(default=1_000_000, ge=10_000)
+    # Lifecycle windows (domain §1.5); calendar time, see domain.Rules.
+    return_window_hours: int = Field(default=48, ge=1)
+    max_extension_days: int = Field(default=10, ge=1)
+    max_extensions: int = Field(default=2, ge=0)
+    max_redo: int = Field(default=2, ge=0)
+    evaluation_window_days: int = Field(default=7, ge=0)
+    reopen_window_days: int = Field(default=30, ge=0)
+
+    @model_validator(mode="after")
+    def _no_weak_keys_in_prod(self) -> IntakeSettings:
+        if self.environment == "prod" and self.staff_token_keys is not None:
+            for part in self.staff_token_keys.get_secret_value().split(","):
+                if len(part.partition(":")[2]) < 32:
+                    raise ValueError("STAFF_TOKEN_KEYS secrets must be 32+ characters in prod")
+        return self
+
+    @property
+    def rules(self) -> Rules:
+        return Rules(
+            return_window=timedelta(hours=self.return_window_hours),
+            max_extension_days=self.max_extension_days,
+            max_extensions=self.max_extensions,
+            max_redo=self.max_redo,
+            evaluation_window=timedelta(days=self.evaluation_window_days),
+            reopen_window=timedelta(days=self.reopen_window_days),
+        )

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Identity,
@@ -18,8 +19,10 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    or_,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,8 +63,35 @@ ticket = Table(
     Column("dispatched_at", DateTime(timezone=True)),
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("platform_due_at", DateTime(timezone=True)),
+    Column("accepted_at", DateTime(timezone=True)),
+    Column("due_at", DateTime(timezone=True)),
+    Column("sla_colour", Text, nullable=False, server_default="green"),
+    Column("return_refused", Boolean, nullable=False, server_default=text("false")),
+    Column("pending_extension_days", Integer),
+    Column("extension_count", Integer, nullable=False, server_default="0"),
+    Column("redo_count", Integer, nullable=False, server_default="0"),
+    Column("last_satisfaction", Text),
+    Column("last_resolved", Boolean),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("merge_parent_id", Uuid),
+    # Where the order came from when an integration pushed it (12345 hotline, Open311 client):
+    # (source, external_id) is unique, so the same order pushed twice is one ticket.
+    Column("source", Text),
+    Column("external_id", Text),
+    Column("source_hash", Text),  # hash of the last accepted push, to tell a repeat from a change
 )
 Index("ix_ticket_tenant_status", ticket.c.tenant, ticket.c.status)
+# The worklist: one unit's tickets, newest first, with a stable keyset cursor (received_at, id).
+Index("ix_ticket_worklist", ticket.c.tenant, ticket.c.unit_code, ticket.c.received_at.desc(), ticket.c.id.desc())
+Index(
+    "ux_ticket_source_external",
+    ticket.c.tenant,
+    ticket.c.source,
+    ticket.c.external_id,
+    unique=True,
+    postgresql_where=ticket.c.external_id.isnot(None),
+)
 
 reporter_contact = Table(
     "reporter_contact",
@@ -71,6 +101,7 @@ reporter_contact = Table(
     Column("phone_sealed", Text),  # AES-GCM under PII_KEY
     Column("phone_hash", Text),  # keyed hash: same-caller lookups without decrypting
     Column("openid_sealed", Text),
+    Column("name_sealed", Text),  # AES-GCM under PII_KEY
     Column("confidential", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -88,6 +119,7 @@ ticket_history = Table(
     Column("actor", Text, nullable=False),
     Column("note", Text, nullable=False),
     Column("event_id", Uuid),  # the message that caused it, for tracing
+    Column("actor_role", Text),
 )
 
 ticket_counter = Table(
@@ -106,6 +138,53 @@ idempotency = Table(
     Column("request_hash", Text, nullable=False),
     Column("status_code", Integer, nullable=False),
     Column("response", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Nonces of signed integration requests: a nonce seen inside the freshness window is a replay.
+request_nonce = Table(
+    "request_nonce",
+    metadata,
+    Column("integration", Text, primary_key=True),
+    Column("nonce", Text, primary_key=True),
+    Column("seen_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
+)
+
+# Fixed-window counters for rate limits (per integration, per phone hash).
+rate_counter = Table(
+    "rate_counter",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# Every view of contact data in clear: who, when, why (domain §8).
+pii_access = Table(
+    "pii_access",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("tenant", Text, nullable=False),
+    Column("ticket_id", Uuid, nullable=False, index=True),
+    Column("actor", Text, nullable=False),
+    Column("actor_role", Text, nullable=False),
+    Column("unit_code", Text),
+    Column("reason", Text, nullable=False),
+    Column("fields", JSONB, nullable=False),
+)
+
+attachment = Table(
+    "attachment",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("ticket_id", Uuid, index=True),
+    Column("purpose", Text, nullable=False),  # report | reply
+    Column("storage_key", Text, nullable=False),
+    Column("content_type", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -133,6 +212,7 @@ async def insert_contact(
     phone_hash: str | None,
     openid_sealed: str | None,
     confidential: bool,
+    name_sealed: str | None = None,
 ) -> uuid.UUID:
     rid = uuid.uuid4()
     await session.execute(
@@ -142,6 +222,7 @@ async def insert_contact(
             phone_sealed=phone_sealed,
             phone_hash=phone_hash,
             openid_sealed=openid_sealed,
+            name_sealed=name_sealed,
             confidential=int(confidential),
         )
     )
@@ -160,29 +241,68 @@ def _location_json(loc: Location | None) -> dict[str, Any] | None:
     }
 
 
+LIFECYCLE_FIELDS = (
+    "status",
+    "unit_code",
+    "co_unit_codes",
+    "grid_code",
+    "sla_policy_key",
+    "dispatched_at",
+    "version",
+    "category_code",
+    "description",
+    "demand_type",
+    "priority",
+    "address",
+    "area_code",
+    "platform_due_at",
+    "accepted_at",
+    "due_at",
+    "sla_colour",
+    "return_refused",
+    "pending_extension_days",
+    "extension_count",
+    "redo_count",
+    "last_satisfaction",
+    "last_resolved",
+    "closed_at",
+    "merge_parent_id",
+)
+
+
+def _values(t: Ticket) -> dict[str, Any]:
+    v = {k: getattr(t, k) for k in LIFECYCLE_FIELDS}
+    v["status"] = t.status.value
+    v["co_unit_codes"] = list(t.co_unit_codes)
+    return v
+
+
 async def insert_ticket(
-    session: AsyncSession, t: Ticket, *, reporter_id: uuid.UUID | None, query_code_hash: str
+    session: AsyncSession,
+    t: Ticket,
+    *,
+    reporter_id: uuid.UUID | None,
+    query_code_hash: str,
+    source: str | None = None,
+    external_id: str | None = None,
+    source_hash: str | None = None,
 ) -> None:
     await session.execute(
         ticket.insert().values(
             id=t.id,
             tenant=t.tenant,
             ticket_no=t.ticket_no,
-            status=t.status.value,
             channel=t.channel,
-            category_code=t.category_code,
-            demand_type=t.demand_type,
-            priority=t.priority,
-            description=t.description,
             location=_location_json(t.location),
-            address=t.address,
-            area_code=t.area_code,
             reported_at=t.reported_at,
             received_at=t.received_at,
             reporter_id=reporter_id,
             reporter_view=t.reporter.model_dump(mode="json"),
             query_code_hash=query_code_hash,
-            version=t.version,
+            source=source,
+            external_id=external_id,
+            source_hash=source_hash,
+            **_values(t),
         )
     )
 
@@ -191,16 +311,7 @@ async def update_ticket(session: AsyncSession, t: Ticket, expected_version: int)
     res = await session.execute(
         ticket.update()
         .where(ticket.c.id == t.id, ticket.c.version == expected_version)
-        .values(
-            status=t.status.value,
-            unit_code=t.unit_code,
-            co_unit_codes=list(t.co_unit_codes),
-            grid_code=t.grid_code,
-            sla_policy_key=t.sla_policy_key,
-            dispatched_at=t.dispatched_at,
-            version=t.version,
-            updated_at=func.now(),
-        )
+        .values(updated_at=func.now(), **_values(t))
     )
     if res.rowcount != 1:  # type: ignore[attr-defined]
         raise RuntimeError(f"ticket {t.id} changed concurrently")
@@ -219,6 +330,7 @@ async def add_history(
             actor=entry.actor,
             note=entry.note,
             event_id=event_id,
+            actor_role=entry.actor_role,
         )
     )
 
@@ -247,6 +359,18 @@ def _row_to_ticket(r: Any) -> Ticket:
         sla_policy_key=r.sla_policy_key,
         dispatched_at=r.dispatched_at,
         version=r.version,
+        platform_due_at=r.platform_due_at,
+        accepted_at=r.accepted_at,
+        due_at=r.due_at,
+        sla_colour=r.sla_colour,
+        return_refused=r.return_refused,
+        pending_extension_days=r.pending_extension_days,
+        extension_count=r.extension_count,
+        redo_count=r.redo_count,
+        last_satisfaction=r.last_satisfaction,
+        last_resolved=r.last_resolved,
+        closed_at=r.closed_at,
+        merge_parent_id=r.merge_parent_id,
     )
 
 
@@ -258,14 +382,141 @@ async def get_ticket(session: AsyncSession, ticket_id: uuid.UUID, *, for_update:
     return _row_to_ticket(row) if row else None
 
 
-async def find_ticket(session: AsyncSession, tenant: str, ref: str) -> Ticket | None:
-    """By id or by 工单编号."""
+async def find_ticket(session: AsyncSession, tenant: str, ref: str, *, for_update: bool = False) -> Ticket | None:
+    """By id or by 工单编号, inside one tenant."""
     try:
         cond = ticket.c.id == uuid.UUID(ref)
     except ValueError:
         cond = ticket.c.ticket_no == ref
-    row = (await session.execute(select(ticket).where(cond, ticket.c.tenant == tenant))).first()
+    stmt = select(ticket).where(cond, ticket.c.tenant == tenant)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await session.execute(stmt)).first()
     return _row_to_ticket(row) if row else None
+
+
+async def find_by_source(
+    session: AsyncSession, tenant: str, source: str, external_id: str, *, for_update: bool = False
+) -> tuple[Ticket, str | None] | None:
+    stmt = select(ticket).where(
+        ticket.c.tenant == tenant, ticket.c.source == source, ticket.c.external_id == external_id
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await session.execute(stmt)).first()
+    return (_row_to_ticket(row), row.source_hash) if row else None
+
+
+async def set_source_hash(session: AsyncSession, ticket_id: uuid.UUID, source_hash: str) -> None:
+    await session.execute(ticket.update().where(ticket.c.id == ticket_id).values(source_hash=source_hash))
+
+
+async def worklist(
+    session: AsyncSession,
+    tenant: str,
+    *,
+    unit_code: str | None,
+    include_co_units: bool,
+    statuses: list[str] | None,
+    sla_colour: str | None,
+    grid_code: str | None,
+    category_code: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Any]:
+    """Keyset pagination on (received_at, id) descending: stable while new tickets arrive."""
+    cols = [
+        ticket.c.id,
+        ticket.c.ticket_no,
+        ticket.c.status,
+        ticket.c.category_code,
+        ticket.c.priority,
+        ticket.c.unit_code,
+        ticket.c.grid_code,
+        ticket.c.sla_colour,
+        ticket.c.due_at,
+        ticket.c.received_at,
+    ]
+    stmt = select(*cols).where(ticket.c.tenant == tenant)
+    if unit_code is not None:
+        own = ticket.c.unit_code == unit_code
+        stmt = stmt.where(or_(own, ticket.c.co_unit_codes.contains([unit_code])) if include_co_units else own)
+    if statuses:
+        stmt = stmt.where(ticket.c.status.in_(statuses))
+    if sla_colour:
+        stmt = stmt.where(ticket.c.sla_colour == sla_colour)
+    if grid_code:
+        stmt = stmt.where(ticket.c.grid_code == grid_code)
+    if category_code:
+        stmt = stmt.where(ticket.c.category_code == category_code)
+    if after is not None:
+        stmt = stmt.where(tuple_(ticket.c.received_at, ticket.c.id) < tuple_(after[0], after[1]))
+    stmt = stmt.order_by(ticket.c.received_at.desc(), ticket.c.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).all())
+
+
+async def public_feed(
+    session: AsyncSession, tenant: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Any]:
+    """Open tickets and results for the public: no 举报, no confidential reports, no merged children."""
+    stmt = select(
+        ticket.c.id,
+        ticket.c.category_code,
+        ticket.c.status,
+        ticket.c.location,
+        ticket.c.area_code,
+        ticket.c.received_at,
+        ticket.c.closed_at,
+    ).where(
+        ticket.c.tenant == tenant,
+        ticket.c.demand_type.is_distinct_from("report"),
+        ticket.c.reporter_view["confidential"].astext.is_distinct_from("true"),
+        ticket.c.status.notin_(["merged", "rejected"]),
+    )
+    if after is not None:
+        stmt = stmt.where(tuple_(ticket.c.received_at, ticket.c.id) < tuple_(after[0], after[1]))
+    stmt = stmt.order_by(ticket.c.received_at.desc(), ticket.c.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).all())
+
+
+async def get_contact(session: AsyncSession, ticket_id: uuid.UUID) -> Any | None:
+    stmt = (
+        select(reporter_contact)
+        .join(ticket, ticket.c.reporter_id == reporter_contact.c.id)
+        .where(ticket.c.id == ticket_id)
+    )
+    return (await session.execute(stmt)).first()
+
+
+async def audit_contact_view(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    ticket_id: uuid.UUID,
+    actor: str,
+    role: str,
+    unit: str | None,
+    reason: str,
+    fields: list[str],
+) -> None:
+    await session.execute(
+        pii_access.insert().values(
+            tenant=tenant,
+            ticket_id=ticket_id,
+            actor=actor,
+            actor_role=role,
+            unit_code=unit,
+            reason=reason,
+            fields=fields,
+        )
+    )
+
+
+async def contact_views(session: AsyncSession, ticket_id: uuid.UUID) -> list[Any]:
+    rows = await session.execute(
+        select(pii_access).where(pii_access.c.ticket_id == ticket_id).order_by(pii_access.c.id)
+    )
+    return list(rows.all())
 
 
 async def get_query_code_hash(session: AsyncSession, ticket_id: uuid.UUID) -> str | None:

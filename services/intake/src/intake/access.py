@@ -1,0 +1,134 @@
+"""FastAPI dependencies that authenticate callers, check tenant and unit, and apply rate limits."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import delete, func
+from sqlalchemy.dialects.postgresql import insert
+
+from gridline_boot.http import ApiError
+
+from . import store
+from .auth import Principal, check_signed
+from .deps import Deps
+
+
+class RateLimited(ApiError):
+    """429 with a Retry-After header (rendered by the handler app.py installs)."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(429, "rate_limited", "请求过于频繁，请稍后再试", {"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
+def get_deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+DepsDep = Annotated[Deps, Depends(get_deps)]
+
+
+async def rate_limit(deps: Deps, key: str, limit: int, window: timedelta, now: datetime) -> None:
+    """Fixed-window counter in PostgreSQL (shared by every API replica); 429 with Retry-After."""
+    span = int(window.total_seconds())
+    start = datetime.fromtimestamp(int(now.timestamp()) // span * span, UTC)
+    async with deps.sessions() as s, s.begin():
+        count = (
+            await s.execute(
+                insert(store.rate_counter)
+                .values(key=key, window_start=start, count=1)
+                .on_conflict_do_update(
+                    index_elements=["key", "window_start"], set_={"count": store.rate_counter.c.count + 1}
+                )
+                .returning(store.rate_counter.c.count)
+            )
+        ).scalar_one()
+        if random.random() < 0.01:  # old windows are useless; sweep now and then, not on every call
+            await s.execute(delete(store.rate_counter).where(store.rate_counter.c.window_start < start - window))
+    if count > limit:
+        retry = max(1, int((start + window - now).total_seconds()) + 1)
+        raise RateLimited(retry)
+
+
+async def _claim_nonce(deps: Deps, integration: str, nonce: str, now: datetime) -> bool:
+    async with deps.sessions() as s, s.begin():
+        got = (
+            await s.execute(
+                insert(store.request_nonce)
+                .values(integration=integration, nonce=nonce, seen_at=func.now())
+                .on_conflict_do_nothing()
+                .returning(store.request_nonce.c.nonce)
+            )
+        ).first()
+        if random.random() < 0.01:
+            await s.execute(delete(store.request_nonce).where(store.request_nonce.c.seen_at < now - 2 * deps.max_skew))
+    return got is not None
+
+
+async def signed_integration(
+    request: Request,
+    deps: DepsDep,
+    x_api_key: Annotated[str | None, Header(max_length=64)] = None,
+    x_timestamp: Annotated[str | None, Header(max_length=20)] = None,
+    x_nonce: Annotated[str | None, Header(max_length=64)] = None,
+    x_signature: Annotated[str | None, Header(max_length=128)] = None,
+) -> Principal:
+    now = datetime.now(UTC)
+    body = await request.body()
+    integration = check_signed(
+        deps.integrations or {},
+        api_key=x_api_key,
+        timestamp=x_timestamp,
+        nonce=x_nonce,
+        sig=x_signature,
+        body=body,
+        now=now,
+        max_skew=deps.max_skew,
+    )
+    assert x_nonce is not None
+    if not await _claim_nonce(deps, integration.id, x_nonce, now):
+        raise ApiError(401, "replayed_request", "重复的请求（X-Nonce 已使用）")
+    await rate_limit(deps, f"integration:{integration.id}", integration.rate_per_minute, timedelta(minutes=1), now)
+    return Principal(
+        "integration",
+        integration.id,
+        integration.tenant,
+        integration.kind,
+        integration.unit_code,
+        frozenset(integration.scopes),
+        integration,
+    )
+
+
+async def caller(
+    request: Request,
+    deps: DepsDep,
+    tenant: str,
+    authorization: Annotated[str | None, Header(max_length=4096)] = None,
+    x_api_key: Annotated[str | None, Header(max_length=64)] = None,
+    x_timestamp: Annotated[str | None, Header(max_length=20)] = None,
+    x_nonce: Annotated[str | None, Header(max_length=64)] = None,
+    x_signature: Annotated[str | None, Header(max_length=128)] = None,
+) -> Principal:
+    """A staff member (Bearer token) or a signed integration, of the tenant in the path."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token or deps.staff_tokens is None:
+            raise ApiError(401, "invalid_token", "身份令牌无效")
+        principal = deps.staff_tokens.verify(token.strip())
+    elif x_api_key:
+        principal = await signed_integration(request, deps, x_api_key, x_timestamp, x_nonce, x_signature)
+    else:
+        raise ApiError(401, "unauthenticated", "请先登录或使用 API Key 签名调用")
+    if principal.tenant != tenant:
+        raise ApiError(403, "wrong_tenant", "无权访问其他地区的数据")
+    return principal
+
+
+CallerDep = Annotated[Principal, Depends(caller)]
+SignedDep = Annotated[Principal, Depends(signed_integration)]
