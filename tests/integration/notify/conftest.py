@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gridline_contracts.envelope import Envelope
 from gridline_contracts.escalation import SlaClockStartedV1
+from gridline_contracts.intake import ReporterRef, TicketReceivedV1
+from gridline_pii import Keyring
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -93,21 +95,39 @@ class NotifyRig:
 
     # -- driving -----------------------------------------------------------------------------
 
-    def unit(self, phone: str) -> str:
+    def unit(self, phone: str, tenant: str = TENANT) -> str:
         """Register a handling unit whose liaison has this phone; returns its code."""
         code = f"U-{uuid.uuid4().hex[:8]}"
         r = httpx.put(
-            f"{self.notify.url}/v1/tenants/{TENANT}/recipients/unit/{code}", json={"name": code, "phone": phone}
+            f"{self.notify.url}/v1/tenants/{tenant}/recipients/unit/{code}", json={"name": code, "phone": phone}
         )
         r.raise_for_status()
         return code
 
-    def clock_started(self, unit_code: str) -> Envelope[Any]:
+    def received(self, phone: str, tenant: str, channel: str = "hotline", priority: str = "normal") -> Envelope[Any]:
+        """A citizen's report with a reachable reporter (phone sealed with the transit key, as intake does)."""
+        now = datetime.now(UTC)
+        tid = uuid.uuid4()
+        token = Keyring.from_spec(self.transit_key).seal(phone, "reporter-contact")
+        data = TicketReceivedV1(
+            ticket_id=tid,
+            ticket_no=f"{tenant}-IT-{tid.hex[:10]}",
+            channel=channel,  # type: ignore[arg-type]
+            category_code="200102",
+            priority=priority,  # type: ignore[arg-type]
+            description="测试",
+            reported_at=now,
+            received_at=now,
+            reporter=ReporterRef(contact_token=token, masked_phone=phone[:3] + "****" + phone[-4:]),
+        )
+        return Envelope(source="intake", tenant=tenant, subject=str(tid), correlation_id=str(tid), data=data)
+
+    def clock_started(self, unit_code: str, tenant: str = TENANT) -> Envelope[Any]:
         now = datetime.now(UTC)
         tid = uuid.uuid4()
         data = SlaClockStartedV1(
             ticket_id=tid,
-            ticket_no=f"{TENANT}-IT-{tid.hex[:10]}",
+            ticket_no=f"{tenant}-IT-{tid.hex[:10]}",
             unit_code=unit_code,
             policy_key="standard-5wd",
             started_at=now,
@@ -115,7 +135,7 @@ class NotifyRig:
             due_at=now + timedelta(days=5),
             time_limit="5 working days",
         )
-        return Envelope(source="escalation", tenant=TENANT, subject=str(tid), correlation_id=str(tid), data=data)
+        return Envelope(source="escalation", tenant=tenant, subject=str(tid), correlation_id=str(tid), data=data)
 
     def publish(self, *envelopes: Envelope[Any]) -> None:
         async def go() -> None:
@@ -140,28 +160,33 @@ class NotifyRig:
             m for m in messages if order in (m["params"].values() if isinstance(m["params"], dict) else m["params"])
         ]
 
-    def notifications(self, ticket_id: str) -> list[dict[str, Any]]:
-        r = httpx.get(f"{self.notify.url}/v1/tenants/{TENANT}/tickets/{ticket_id}/notifications", timeout=5)
+    def notifications(self, ticket_id: str, tenant: str = TENANT) -> list[dict[str, Any]]:
+        r = httpx.get(f"{self.notify.url}/v1/tenants/{tenant}/tickets/{ticket_id}/notifications", timeout=5)
         r.raise_for_status()
         out: list[dict[str, Any]] = r.json()
         return out
 
-    def attempts(self, notification_id: str) -> list[dict[str, Any]]:
-        r = httpx.get(f"{self.notify.url}/v1/tenants/{TENANT}/notifications/{notification_id}/attempts", timeout=5)
+    def attempts(self, notification_id: str, tenant: str = TENANT) -> list[dict[str, Any]]:
+        r = httpx.get(f"{self.notify.url}/v1/tenants/{tenant}/notifications/{notification_id}/attempts", timeout=5)
         r.raise_for_status()
         out: list[dict[str, Any]] = r.json()
         return out
 
-    def settled(self, ticket_id: str, timeout: float = 30) -> dict[str, Any]:
+    def settled(self, ticket_id: str, timeout: float = 30, tenant: str = TENANT) -> dict[str, Any]:
         """Wait for the ticket's one notification to reach a final status."""
+        return self.wait_note(ticket_id, lambda n: n["status"] in ("sent", "failed"), timeout, tenant)
+
+    def wait_note(
+        self, ticket_id: str, ok: Callable[[dict[str, Any]], bool], timeout: float = 30, tenant: str = TENANT
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             try:
-                last = self.notifications(ticket_id)
+                last = self.notifications(ticket_id, tenant)
             except httpx.HTTPError:
                 last = []
-            if len(last) == 1 and last[0]["status"] in ("sent", "failed"):
+            if len(last) == 1 and ok(last[0]):
                 return last[0]
             time.sleep(0.2)
         raise AssertionError(f"not settled in {timeout}s: {last}\n{stackmod.tail(self.notify.log)}")

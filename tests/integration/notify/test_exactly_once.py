@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -128,3 +130,53 @@ def test_sigkill_mid_send_loses_nothing_and_sends_nothing_twice(rig: NotifyRig) 
     log = rig.notify.log.read_text(errors="replace")
     assert "settling them from provider records" in log
     assert not [p for p in phones if p in log], "a phone number reached the log in clear"
+
+
+def _quiet_now() -> dict[str, str]:
+    """A tenant quiet window that contains the present moment (Beijing time), ending in ~2 hours."""
+    local = datetime.now(ZoneInfo("Asia/Shanghai"))
+    start, end = local - timedelta(hours=1), local + timedelta(hours=2)
+    return {"quiet_start": start.strftime("%H:%M"), "quiet_end": end.strftime("%H:%M")}
+
+
+def test_quiet_hours_defer_non_urgent_citizen_messages_and_never_drop_them(rig: NotifyRig) -> None:
+    tenant = "330108"
+    window = _quiet_now()
+    r = httpx.put(f"{rig.notify.url}/v1/tenants/{tenant}/limits", json={**window, "per_recipient_day": 50})
+    assert r.status_code == 200, r.text
+    held = rig.received(_phone(20), tenant)  # a 12345 hotline order: can wait until morning
+    urgent = rig.received(_phone(21), tenant, priority="urgent")
+    own = rig.received(_phone(22), tenant, channel="citizen")  # the reporter is using the app right now
+    rig.publish(held, urgent, own)
+    assert rig.settled(str(urgent.data.ticket_id), tenant=tenant)["status"] == "sent"
+    assert rig.settled(str(own.data.ticket_id), tenant=tenant)["status"] == "sent"
+    note = rig.wait_note(str(held.data.ticket_id), lambda n: n["status"] == "pending", tenant=tenant)
+    time.sleep(1.0)
+    (note,) = rig.notifications(str(held.data.ticket_id), tenant)
+    assert (note["status"], note["attempts"]) == ("pending", 0)
+    due = datetime.fromisoformat(note["next_attempt_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert due.strftime("%H:%M") == window["quiet_end"] and due > datetime.now(UTC)
+    assert rig.sent(rig.aliyun, held.data.ticket_no) == []
+
+
+def test_per_recipient_rate_limit_defers_the_excess(rig: NotifyRig) -> None:
+    tenant = "330109"
+    r = httpx.put(f"{rig.notify.url}/v1/tenants/{tenant}/limits", json={"per_recipient_hour": 1})
+    assert r.status_code == 200, r.text
+    bad = httpx.put(f"{rig.notify.url}/v1/tenants/{tenant}/limits", json={"per_recipient_hour": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["code"]
+    phone = _phone(23)
+    first = rig.clock_started(rig.unit(phone, tenant), tenant)
+    second = rig.clock_started(rig.unit(phone, tenant), tenant)  # another unit, same liaison number
+    rig.publish(first)
+    assert rig.settled(str(first.data.ticket_id), tenant=tenant)["status"] == "sent"
+    rig.publish(second)
+    note = rig.wait_note(
+        str(second.data.ticket_id),
+        lambda n: n["status"] == "pending" and datetime.fromisoformat(n["next_attempt_at"]) > datetime.now(UTC),
+        tenant=tenant,
+    )
+    assert note["attempts"] == 0  # deferred before any provider call
+    wait = datetime.fromisoformat(note["next_attempt_at"]) - datetime.now(UTC)
+    assert timedelta(minutes=55) < wait <= timedelta(hours=1)
+    assert rig.sent(rig.aliyun, second.data.ticket_no) == [] and rig.sent(rig.tencent, second.data.ticket_no) == []

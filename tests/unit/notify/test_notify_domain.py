@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gridline_contracts.escalation import SlaClockStartedV1
 from gridline_contracts.intake import ReporterRef, TicketReceivedV1
@@ -148,3 +149,49 @@ def test_settle_from_the_providers_records() -> None:
     ancient = NOW - timedelta(days=2)
     gave_up = domain.settle(progress(), "unknown", "aliyun", "", None, ancient, POLICY, NOW, 0.5)
     assert gave_up is not None and gave_up.status == "failed" and gave_up.events[0].reason_code == "unsettled"  # type: ignore[union-attr]
+
+
+SH = ZoneInfo("Asia/Shanghai")
+NIGHT = domain.TenantLimits(quiet_start=time(22, 0), quiet_end=time(8, 0))
+
+
+def test_quiet_hours_hold_non_urgent_citizen_messages_until_the_window_ends() -> None:
+    late = datetime(2026, 11, 23, 23, 30, tzinfo=SH)
+    assert domain.quiet_until(late, NIGHT, citizen=True, urgent=False) == datetime(2026, 11, 24, 8, 0, tzinfo=SH)
+    early = datetime(2026, 11, 24, 6, 0, tzinfo=SH)
+    assert domain.quiet_until(early, NIGHT, citizen=True, urgent=False) == datetime(2026, 11, 24, 8, 0, tzinfo=SH)
+    assert domain.quiet_until(datetime(2026, 11, 24, 8, 0, tzinfo=SH), NIGHT, citizen=True, urgent=False) is None
+    assert domain.quiet_until(late, NIGHT, citizen=True, urgent=True) is None
+    assert domain.quiet_until(late, NIGHT, citizen=False, urgent=False) is None
+    assert domain.quiet_until(late, domain.TenantLimits(quiet_start=None), citizen=True, urgent=False) is None
+    lunch = domain.TenantLimits(quiet_start=time(12, 0), quiet_end=time(14, 0))  # a same-day window
+    noon = datetime(2026, 11, 24, 12, 30, tzinfo=SH)
+    assert domain.quiet_until(noon, lunch, citizen=True, urgent=False) == datetime(2026, 11, 24, 14, 0, tzinfo=SH)
+    assert domain.quiet_until(late, lunch, citizen=True, urgent=False) is None
+    # The answer is in the caller's zone (UTC in the service): 23:30 Beijing = 15:30 UTC.
+    held = domain.quiet_until(late.astimezone(UTC), NIGHT, citizen=True, urgent=False)
+    assert held == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+
+
+def test_rate_deferral_waits_for_the_oldest_send_to_leave_the_window() -> None:
+    limits = domain.TenantLimits(per_recipient_hour=2, per_recipient_day=3)
+    t0 = NOW - timedelta(minutes=30)
+    assert domain.rate_deferral(NOW, domain.RecentSends(1, t0, 1, t0), limits) is None
+    assert domain.rate_deferral(NOW, domain.RecentSends(2, t0, 2, t0), limits) == t0 + timedelta(hours=1)
+    d0 = NOW - timedelta(hours=20)
+    assert domain.rate_deferral(NOW, domain.RecentSends(2, t0, 3, d0), limits) == d0 + timedelta(days=1)
+    assert (
+        domain.rate_deferral(NOW, domain.RecentSends(99, t0, 99, d0), domain.TenantLimits(per_recipient_day=None))
+        is None
+    )
+
+
+def test_receipt_is_held_for_platform_orders_not_for_someone_using_the_app() -> None:
+    eid = uuid.UUID(int=9)
+    (app_req,) = domain.on_ticket_received(eid, received(ReporterRef(contact_token="tok")))
+    assert not app_req.holdable
+    hotline = received(ReporterRef(contact_token="tok")).model_copy(update={"channel": "hotline"})
+    (req,) = domain.on_ticket_received(eid, hotline)
+    assert req.holdable and not req.urgent
+    urgent = hotline.model_copy(update={"priority": "urgent"})
+    assert domain.on_ticket_received(eid, urgent)[0].urgent

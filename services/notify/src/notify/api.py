@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -51,6 +51,20 @@ class AttemptOut(BaseModel):
     started_at: datetime
     finished_at: datetime | None
     latency_ms: int | None
+
+
+class LimitsIn(BaseModel):
+    """A tenant's delivery limits; replaces the service defaults for that tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+    quiet_start: time | None = Field(default=None, description="start of quiet hours (local); null: none")
+    quiet_end: time = time(8, 0)
+    per_recipient_hour: int | None = Field(default=None, ge=1, le=1000)
+    per_recipient_day: int | None = Field(default=None, ge=1, le=10000)
+
+
+class LimitsOut(LimitsIn):
+    tenant: str
 
 
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -111,6 +125,15 @@ def build_router() -> APIRouter:
             )
             for r in rows
         ]
+
+    @router.put("/limits", response_model=LimitsOut)
+    async def put_limits(tenant: str, body: LimitsIn, sessions: Sessions) -> Any:
+        """Quiet hours for non-urgent citizen messages and per-recipient send limits for this tenant."""
+        if body.quiet_start is not None and body.quiet_start == body.quiet_end:
+            raise ApiError(422, "invalid_quiet_hours", "免打扰时段的开始和结束不能相同")
+        async with sessions() as s, s.begin():
+            await store.put_limits(s, tenant=tenant, **body.model_dump())
+        return LimitsOut(tenant=tenant, **body.model_dump())
 
     @router.get("/notifications/{notification_id}/attempts", response_model=list[AttemptOut])
     async def notification_attempts(tenant: str, notification_id: uuid.UUID, sessions: Sessions) -> Any:

@@ -17,7 +17,7 @@ from gridline_pii import Keyring
 
 from . import store
 from .api import build_router
-from .domain import RetryPolicy
+from .domain import RetryPolicy, TenantLimits
 from .handlers import Handlers
 from .providers.aliyun_sms import AliyunSmsClient
 from .providers.base import SmsProvider
@@ -67,6 +67,15 @@ def make_routes(settings: NotifySettings, http: httpx.AsyncClient) -> list[Route
     return routes
 
 
+def default_limits(settings: NotifySettings) -> TenantLimits:
+    return TenantLimits(
+        quiet_start=settings.quiet_start,
+        quiet_end=settings.quiet_end,
+        per_recipient_hour=settings.per_recipient_hour,
+        per_recipient_day=settings.per_recipient_day,
+    )
+
+
 def retry_policy(settings: NotifySettings) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=settings.sender_max_attempts,
@@ -83,7 +92,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
     pii = Keyring.from_spec(settings.pii_key.get_secret_value())
     transit = Keyring.from_spec(settings.pii_transit_key.get_secret_value())
-    handlers = Handlers(pii=pii, transit=transit)
+    handlers = Handlers(pii=pii, transit=transit, default_limits=default_limits(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,6 +131,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
                 call_timeout_s=settings.sms_timeout_s,
                 poll_interval_s=settings.sender_poll_interval_s,
                 interrupted_after_s=settings.interrupted_after_s,
+                default_limits=default_limits(settings),
             )
             runtime.tasks.start("sender", sender.run(), sender.stop)
         try:

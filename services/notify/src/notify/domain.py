@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,8 @@ class NotificationRequest:
     template: str
     recipient: Recipient
     params: dict[str, str]
+    urgent: bool = False  # 特急/紧急: never held back by quiet hours
+    holdable: bool = False  # may wait for the end of the tenant's quiet hours (citizens only)
 
 
 def on_ticket_received(event_id: uuid.UUID, e: TicketReceivedV1) -> list[NotificationRequest]:
@@ -44,6 +46,10 @@ def on_ticket_received(event_id: uuid.UUID, e: TicketReceivedV1) -> list[Notific
             template="ticket_received",
             recipient=Recipient("reporter", "token", e.reporter.contact_token),
             params={"order": e.ticket_no},
+            urgent=e.priority in ("critical", "urgent"),
+            # Someone who just reported in the mini-program expects the receipt now; an order the
+            # 12345 platform pushes at 23:30 about a call made hours earlier can wait until morning.
+            holdable=e.channel != "citizen",
         )
     ]
 
@@ -203,3 +209,54 @@ def _failed(p: Progress, a: Attempted, now: datetime) -> NotificationFailedV1:
         reason=a.message[:500],
         failed_at=now,
     )
+
+
+# --- limits: quiet hours and per-recipient rates (issue item 5) ------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    """A tenant's delivery limits; defaults come from settings, a tenant may override them."""
+
+    quiet_start: time | None = time(22, 0)  # None: no quiet hours
+    quiet_end: time = time(8, 0)
+    per_recipient_hour: int | None = None
+    per_recipient_day: int | None = 50  # Aliyun's default for notification templates (reference §1.7)
+    tz: str = "Asia/Shanghai"
+
+
+def quiet_until(now: datetime, limits: TenantLimits, *, citizen: bool, urgent: bool) -> datetime | None:
+    """When a message may go out if ``now`` is inside the tenant's quiet hours, else None.
+
+    Only non-urgent messages to citizens wait; staff and urgent messages go at once. A deferred
+    message is kept and sent at the end of the window, never dropped.
+    """
+    if not citizen or urgent or limits.quiet_start is None:
+        return None
+    local = now.astimezone(ZoneInfo(limits.tz))
+    t, start, end = local.timetz().replace(tzinfo=None), limits.quiet_start, limits.quiet_end
+    inside = (start <= t or t < end) if start > end else (start <= t < end)
+    if not inside:
+        return None
+    end_today = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    return (end_today if end_today > local else end_today + timedelta(days=1)).astimezone(now.tzinfo)
+
+
+@dataclass(frozen=True)
+class RecentSends:
+    """Sends to one recipient in the rolling windows: counts and the oldest send in each."""
+
+    hour: int = 0
+    oldest_in_hour: datetime | None = None
+    day: int = 0
+    oldest_in_day: datetime | None = None
+
+
+def rate_deferral(now: datetime, recent: RecentSends, limits: TenantLimits) -> datetime | None:
+    """When the next send to this recipient fits the tenant's per-recipient limits; None = now."""
+    waits: list[datetime] = []
+    if limits.per_recipient_hour is not None and recent.hour >= limits.per_recipient_hour:
+        waits.append((recent.oldest_in_hour or now) + timedelta(hours=1))
+    if limits.per_recipient_day is not None and recent.day >= limits.per_recipient_day:
+        waits.append((recent.oldest_in_day or now) + timedelta(days=1))
+    return max(waits) if waits else None

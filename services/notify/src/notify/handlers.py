@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,9 +13,10 @@ from gridline_contracts.envelope import Envelope, EventData
 from gridline_contracts.escalation import SlaClockStartedV1
 from gridline_contracts.intake import TicketReceivedV1
 from gridline_messaging.consumer import Handler
-from gridline_pii import Keyring, KeyringError, mask_phone
+from gridline_pii import Keyring, KeyringError, lookup_hash, mask_phone
 
-from . import domain, store
+from . import domain, metrics, store
+from .sender import PHONE_PURPOSE, tenant_limits
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +24,10 @@ REPORTER_CONTACT = "reporter-contact"  # the purpose intake seals contact tokens
 
 
 class Handlers:
-    def __init__(self, *, pii: Keyring, transit: Keyring) -> None:
+    def __init__(self, *, pii: Keyring, transit: Keyring, default_limits: domain.TenantLimits | None = None) -> None:
         self.pii = pii
         self.transit = transit
+        self.defaults = default_limits or domain.TenantLimits()
 
     def table(self) -> dict[type[EventData], Handler]:
         """Every event notify acts on → its handler."""
@@ -39,8 +42,19 @@ class Handlers:
     async def _record(
         self, session: AsyncSession, env: Envelope[Any], requests: list[domain.NotificationRequest]
     ) -> None:
+        now = datetime.now(UTC)
+        limits: domain.TenantLimits | None = None
         for req in requests:
-            sealed, masked, status, error = await self._resolve(session, env.tenant, req.recipient)
+            sealed, masked, status, error, phone_hash = await self._resolve(session, env.tenant, req.recipient)
+            not_before = None
+            if status == "pending" and req.holdable and req.recipient.kind == "reporter" and not req.urgent:
+                if limits is None:
+                    limits = tenant_limits(
+                        (await store.limits_for(session, [env.tenant])).get(env.tenant), self.defaults
+                    )
+                not_before = domain.quiet_until(now, limits, citizen=True, urgent=req.urgent)
+                if not_before is not None:
+                    metrics.DEFERRALS.labels("quiet_hours").inc()
             await store.add_notification(
                 session,
                 id=uuid.uuid4(),
@@ -56,21 +70,28 @@ class Handlers:
                 masked_recipient=masked,
                 status=status,
                 last_code=error,
+                recipient_hash=phone_hash,
+                urgent=req.urgent,
+                next_attempt_at=not_before or now,
             )
 
     async def _resolve(
         self, session: AsyncSession, tenant: str, r: domain.Recipient
-    ) -> tuple[str | None, str, str, str | None]:
-        """(sealed phone, masked phone, status, error code): the number is re-sealed under notify's own key."""
+    ) -> tuple[str | None, str, str, str | None, str | None]:
+        """(sealed phone, masked phone, status, error code, lookup hash): re-sealed under notify's own key."""
         if r.contact_token is not None:
             try:
                 phone = self.transit.open(r.contact_token, REPORTER_CONTACT)
             except KeyringError:
                 log.error("contact token does not open with the transit keyring")
-                return None, "—", "failed", "bad_contact_token"
-            return self.pii.seal(phone, "recipient-phone"), mask_phone(phone), "pending", None
+                return None, "—", "failed", "bad_contact_token", None
+            return self.pii.seal(phone, PHONE_PURPOSE), mask_phone(phone), "pending", None, self._hash(phone)
         row = await store.get_recipient(session, tenant, r.kind, r.ref)
         if row is None:
             log.warning("no %s recipient %s in tenant %s", r.kind, r.ref, tenant)
-            return None, "—", "failed", "no_recipient"
-        return row.phone_sealed, row.masked, "pending", None
+            return None, "—", "failed", "no_recipient", None
+        phone = self.pii.open(row.phone_sealed, PHONE_PURPOSE)
+        return row.phone_sealed, row.masked, "pending", None, self._hash(phone)
+
+    def _hash(self, phone: str) -> str:
+        return lookup_hash(phone, self.pii.hmac_key())

@@ -54,6 +54,19 @@ class Route:
         return self.provider.name
 
 
+def tenant_limits(row: Any | None, default: domain.TenantLimits) -> domain.TenantLimits:
+    """A tenant's stored limits, or the service defaults when it has none."""
+    if row is None:
+        return default
+    return domain.TenantLimits(
+        quiet_start=row.quiet_start,
+        quiet_end=row.quiet_end,
+        per_recipient_hour=row.per_recipient_hour,
+        per_recipient_day=row.per_recipient_day,
+        tz=default.tz,
+    )
+
+
 def ordered_params(ref: TemplateRef, params: dict[str, str]) -> dict[str, str]:
     """Put our variables in the template's declared order (JSONB does not keep key order)."""
     if not ref.params:
@@ -73,6 +86,7 @@ class Sender:
         call_timeout_s: float,
         poll_interval_s: float = 0.2,
         interrupted_after_s: float | None = None,
+        default_limits: domain.TenantLimits | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if not routes:
@@ -88,6 +102,7 @@ class Sender:
         # A live sender finishes a call within its timeout; a row 'sending' much longer is orphaned.
         self.interrupted_after_s = interrupted_after_s or call_timeout_s * 4 + 5
         self.rng = rng or random.Random()
+        self.default_limits = default_limits or domain.TenantLimits()
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
 
@@ -117,12 +132,50 @@ class Sender:
 
     async def send_due(self, now: datetime) -> int:
         async with self.sessions() as s, s.begin():
-            rows = await store.claim_due(s, now, self.batch_max, [r.name for r in self.routes])
+            rows = await self._claim(s, now)
         if not rows:
             return 0
         results = await asyncio.gather(*(self._call(r) for r in rows))
         await self._record(list(zip(rows, results, strict=True)))
         return len(rows)
+
+    async def _claim(self, s: AsyncSession, now: datetime) -> list[Any]:
+        """Lock due rows, defer those over their recipient's limits, claim the rest (one transaction)."""
+        due = await store.lock_due(s, now, self.batch_max)
+        if not due:
+            return []
+        hashes = sorted({r.recipient_hash for r in due if r.recipient_hash})
+        recent = await store.recent_sends(s, hashes, now)
+        overrides = await store.limits_for(s, sorted({r.tenant for r in due}))
+        counts: dict[str, domain.RecentSends] = {}
+        deferred: dict[Any, datetime] = {}
+        go: list[Any] = []
+        for r in due:
+            if not r.recipient_hash:
+                go.append(r.id)
+                continue
+            seen = counts.get(r.recipient_hash)
+            if seen is None:
+                row = recent.get(r.recipient_hash)
+                seen = (
+                    domain.RecentSends(row.hour, row.oldest_in_hour, row.day, row.oldest_in_day)
+                    if row
+                    else domain.RecentSends()
+                )
+            until = domain.rate_deferral(now, seen, self.limits(overrides.get(r.tenant)))
+            if until is not None:
+                deferred[r.id] = until
+                continue
+            go.append(r.id)
+            # Later rows of this batch count the ones claimed before them.
+            counts[r.recipient_hash] = domain.RecentSends(
+                seen.hour + 1, seen.oldest_in_hour or now, seen.day + 1, seen.oldest_in_day or now
+            )
+        if deferred:
+            await store.defer(s, deferred)
+            metrics.DEFERRALS.labels("rate_limit").inc(len(deferred))
+            log.info("%d notification(s) deferred by per-recipient rate limits", len(deferred))
+        return await store.claim(s, go, now, [r.name for r in self.routes])
 
     def _route(self, row: Any) -> Route:
         index: int = min(row.provider_index, len(self.routes) - 1)
@@ -231,6 +284,9 @@ class Sender:
         if nxt.status == "failed":
             metrics.DEAD.labels("sms", a.code).inc()
         log.info("notification %s attempt %d on %s: %s → %s", row.id, row.attempts, a.provider, a.code, nxt.status)
+
+    def limits(self, row: Any | None) -> domain.TenantLimits:
+        return tenant_limits(row, self.default_limits)
 
     # -- settling ambiguous sends -------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import time
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -59,4 +60,10 @@ class NotifySettings(ServiceSettings):
     settle_grace_s: float = Field(default=120.0, ge=0, description="wait before trusting 'not in the records'")
     settle_retry_s: float = Field(default=30.0, gt=0)
     settle_give_up_s: float = Field(default=86400.0, gt=0)
+    # Limits (tenants may override them through the API): quiet hours for non-urgent citizen
+    # messages, in the tenant's time zone; per-recipient sends per rolling hour/day (None = no limit).
+    quiet_start: time | None = time(22, 0)
+    quiet_end: time = time(8, 0)
+    per_recipient_hour: int | None = Field(default=None, ge=1)
+    per_recipient_day: int | None = Field(default=50, ge=1, description="Aliyun's notification default (§1.7)")
     interrupted_after_s: float | None = Field(default=None, gt=0, description="a 'sending' row this old is orphaned")

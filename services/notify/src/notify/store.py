@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    Time,
     UniqueConstraint,
     Uuid,
     bindparam,
@@ -63,6 +65,27 @@ notification = Table(
     Column("provider_index", Integer, nullable=False, server_default="0"),
     Column("provider_attempts", Integer, nullable=False, server_default="0"),
     Column("attempt_id", Uuid),  # the attempt in flight, or the last one made
+    # Keyed HMAC of the number (gridline_pii.lookup_hash): counts sends per recipient, reveals nothing.
+    Column("recipient_hash", Text),
+    Column("urgent", Boolean, nullable=False, server_default=text("false")),
+)
+Index(
+    "ix_notification_recipient_recent",
+    notification.c.recipient_hash,
+    notification.c.claimed_at,
+    postgresql_where=text("recipient_hash IS NOT NULL"),
+)
+
+# A tenant's own delivery limits; tenants without a row use the service defaults (settings).
+tenant_limits = Table(
+    "tenant_limits",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("quiet_start", Time),  # NULL: no quiet hours
+    Column("quiet_end", Time, nullable=False),
+    Column("per_recipient_hour", Integer),  # NULL: no limit
+    Column("per_recipient_day", Integer),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 Index("ix_notification_due", notification.c.next_attempt_at, postgresql_where=text("status = 'pending'"))
 Index("ix_notification_unsettled", notification.c.next_attempt_at, postgresql_where=text("status = 'ambiguous'"))
@@ -131,26 +154,80 @@ async def upsert_recipient(session: AsyncSession, **values: Any) -> None:
     await session.execute(stmt)
 
 
-_CLAIM = text(
+async def lock_due(session: AsyncSession, now: datetime, limit: int) -> list[Any]:
+    """Due notifications, locked for this transaction (other senders skip them)."""
+    q = (
+        select(notification.c.id, notification.c.tenant, notification.c.recipient_hash)
+        .where(notification.c.status == "pending", notification.c.next_attempt_at <= now)
+        .order_by(notification.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(q)).all())
+
+
+_RECENT = text(
     """
-    WITH due AS (
-        SELECT id FROM notify.notification
-         WHERE status = 'pending' AND next_attempt_at <= :now
-         ORDER BY next_attempt_at
-         LIMIT :limit
-           FOR UPDATE SKIP LOCKED)
-    UPDATE notify.notification n
-       SET status = 'sending', attempts = n.attempts + 1, provider_attempts = n.provider_attempts + 1,
-           claimed_at = :now, attempt_id = gen_random_uuid()
-      FROM due WHERE n.id = due.id
-    RETURNING n.*
+    SELECT recipient_hash,
+           count(*) FILTER (WHERE claimed_at > :hour) AS hour,
+           min(claimed_at) FILTER (WHERE claimed_at > :hour) AS oldest_in_hour,
+           count(*) AS day,
+           min(claimed_at) AS oldest_in_day
+      FROM notify.notification
+     WHERE recipient_hash = ANY(:hashes) AND claimed_at > :day
+       AND status IN ('sent', 'sending', 'ambiguous')
+     GROUP BY recipient_hash
     """
 )
 
 
-async def claim_due(session: AsyncSession, now: datetime, limit: int, provider_names: list[str]) -> list[Any]:
-    """Take due notifications, mark them ``sending`` and write their attempt rows (committed before the call)."""
-    rows = list((await session.execute(_CLAIM, {"now": now, "limit": limit})).all())
+async def recent_sends(session: AsyncSession, hashes: list[str], now: datetime) -> dict[str, Any]:
+    """Per recipient hash: sends (made or in flight) in the last hour and day, with the oldest of each."""
+    if not hashes:
+        return {}
+    params = {"hashes": hashes, "hour": now - timedelta(hours=1), "day": now - timedelta(days=1)}
+    return {r.recipient_hash: r for r in await session.execute(_RECENT, params)}
+
+
+async def limits_for(session: AsyncSession, tenants: list[str]) -> dict[str, Any]:
+    rows = await session.execute(select(tenant_limits).where(tenant_limits.c.tenant.in_(tenants)))
+    return {r.tenant: r for r in rows}
+
+
+async def put_limits(session: AsyncSession, **values: Any) -> None:
+    stmt = insert(tenant_limits).values(**values)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant"],
+            set_={**{k: stmt.excluded[k] for k in values if k != "tenant"}, "updated_at": func.now()},
+        )
+    )
+
+
+async def defer(session: AsyncSession, until: dict[uuid.UUID, datetime]) -> None:
+    if until:
+        await session.execute(
+            notification.update().where(notification.c.id == bindparam("b_id")).values(next_attempt_at=bindparam("at")),
+            [{"b_id": k, "at": v} for k, v in until.items()],
+        )
+
+
+_CLAIM = text(
+    """
+    UPDATE notify.notification
+       SET status = 'sending', attempts = attempts + 1, provider_attempts = provider_attempts + 1,
+           claimed_at = :now, attempt_id = gen_random_uuid()
+     WHERE id = ANY(:ids)
+    RETURNING *
+    """
+)
+
+
+async def claim(session: AsyncSession, ids: list[uuid.UUID], now: datetime, provider_names: list[str]) -> list[Any]:
+    """Mark locked rows ``sending`` and write their attempt rows (committed before the provider call)."""
+    if not ids:
+        return []
+    rows = list((await session.execute(_CLAIM, {"now": now, "ids": ids})).all())
     if rows:
         last = len(provider_names) - 1
         await session.execute(

@@ -7,8 +7,10 @@ the fakes' test defaults. Access logs stay off: request lines can carry phone nu
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import sys
 from collections.abc import Sequence
 
 import uvicorn
@@ -46,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--per-day", type=int)
         p.add_argument("--balance", type=int)
         p.add_argument("--log-level", default="info")
+        p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (state is per worker)")
         if name == "aliyun-sms":
             p.add_argument("--per-minute", type=int)
         else:
@@ -105,9 +108,31 @@ def build(argv: Sequence[str] | None = None) -> tuple[FastAPI, argparse.Namespac
     return (_aliyun(args) if args.fake == "aliyun-sms" else _tencent(args)), args
 
 
+_ARGV_ENV = "GRIDLINE_FAKE_ARGV"
+
+
+def from_env() -> FastAPI:
+    """App factory for uvicorn's worker processes: each rebuilds the fake from the parent's argv."""
+    return build(json.loads(os.environ[_ARGV_ENV]))[0]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     app, args = build(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.workers > 1:
+        # Several processes for throughput runs: messages, nonces and counters are per worker then.
+        os.environ[_ARGV_ENV] = json.dumps(argv)
+        uvicorn.run(
+            "gridline_fakes.__main__:from_env",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            access_log=False,
+            log_level=args.log_level,
+        )
+        return
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level)
 
 

@@ -221,12 +221,14 @@ class AliyunSmsFake:
     messages: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     nonces: dict[str, float] = field(default_factory=dict)
+    nonce_order: deque[tuple[float, str]] = field(default_factory=deque)
     sends: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.messages.clear()
         self.faults.clear()
         self.nonces.clear()
+        self.nonce_order.clear()
         self.sends.clear()
 
     # auth
@@ -243,10 +245,14 @@ class AliyunSmsFake:
 
     def _use_nonce(self, nonce: str) -> None:
         now = self.clock()
-        self.nonces = {n: t for n, t in self.nonces.items() if now - t <= self.timestamp_window_s}
+        # Expire in arrival order: O(1) per request however many nonces the window holds.
+        while self.nonce_order and now - self.nonce_order[0][0] > self.timestamp_window_s:
+            _, old = self.nonce_order.popleft()
+            self.nonces.pop(old, None)
         if nonce in self.nonces:
             raise AliyunError(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
         self.nonces[nonce] = now
+        self.nonce_order.append((now, nonce))
 
     @staticmethod
     def _mismatch(string_to_sign: str) -> AliyunError:
