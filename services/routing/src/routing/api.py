@@ -1,19 +1,21 @@
-"""routing's HTTP API: directory import for admins, and "why did this ticket go to unit X"."""
+"""routing's HTTP API: directory import for admins; the dispatcher's queue and commands (派单, 改派,
+并单, 撤销并单, 退单审核); and "why did this ticket go to unit X"."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_boot.http import ApiError
 
 from . import store
-from .handlers import import_directory
+from .domain import Refused
+from .handlers import Routing, import_directory
 
 
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -21,7 +23,37 @@ def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return sessions
 
 
+def get_routing(request: Request) -> Routing:
+    routing: Routing = request.app.state.routing
+    return routing
+
+
+def correlation(request: Request) -> str:
+    return str(getattr(request.state, "correlation_id", None) or uuid.uuid4())
+
+
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+RoutingDep = Annotated[Routing, Depends(get_routing)]
+Correlation = Annotated[str, Depends(correlation)]
+Tenant = Annotated[str, Path(pattern=r"^\d{6}$", description="GB/T 2260 code of the city or district")]
+Actor = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.@:-]+$")]
+
+# Refusals that mean "not in a state for this", not "bad input".
+_NOT_FOUND = {"ticket_not_found", "return_not_found"}
+_CONFLICT = {
+    "not_in_manual_queue",
+    "not_dispatched",
+    "not_merged",
+    "parent_not_open",
+    "return_already_reviewed",
+    "no_directory",
+    "same_unit",
+}
+
+
+def _error(exc: Refused) -> ApiError:
+    status = 404 if exc.code in _NOT_FOUND else 409 if exc.code in _CONFLICT else 422
+    return ApiError(status, exc.code, exc.message, exc.details)
 
 
 class DirectoryIn(BaseModel):
@@ -29,6 +61,7 @@ class DirectoryIn(BaseModel):
     grids: dict[str, Any]
     bundle: dict[str, Any]
     imported_by: str = "admin-api"
+    crs: Literal["wgs84", "gcj02", "bd09"] = Field(default="wgs84", description="datum the grids are drawn in")
 
 
 class DecisionOut(BaseModel):
@@ -41,15 +74,87 @@ class DecisionOut(BaseModel):
     decided_at: datetime
 
 
+class DispatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit_code: str = Field(min_length=1, max_length=64)
+    co_unit_codes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default=[], max_length=20)
+    dispatcher: Actor
+    sla_policy_key: str | None = Field(default=None, max_length=64)
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parent_ticket_id: uuid.UUID
+    dispatcher: Actor
+
+
+class UnmergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dispatcher: Actor
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    approved: bool
+    dispatcher: Actor
+    reason: str = Field(min_length=2, max_length=500)
+    unit_code: str | None = Field(default=None, min_length=1, max_length=64, description="改派 to this unit")
+    co_unit_codes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default=[], max_length=20)
+
+
+def _ticket_out(row: Any, children: list[uuid.UUID] | None = None) -> dict[str, Any]:
+    return {
+        "ticket_id": row.ticket_id,
+        "ticket_no": row.ticket_no,
+        "category_code": row.category_code,
+        "priority": row.priority,
+        "status": row.status,
+        "location": {"lon": row.lon, "lat": row.lat} if row.lon is not None else None,
+        "address": row.address,
+        "area_code": row.area_code,
+        "received_at": row.received_at,
+        "unit_code": row.unit_code,
+        "co_unit_codes": row.co_unit_codes,
+        "grid_code": row.grid_code,
+        "parent_ticket_id": row.parent_ticket_id,
+        "duplicate_count": row.duplicate_count,
+        "returned_by": row.returned_by,
+        **({"children": children} if children is not None else {}),
+    }
+
+
+def _return_out(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ticket_id": row.ticket_id,
+        "unit_code": row.unit_code,
+        "reason_code": row.reason_code,
+        "basis": row.basis,
+        "requested_at": row.requested_at,
+        "review_due_at": row.review_due_at,
+        "status": row.status,
+        "reviewer": row.reviewer,
+        "reason": row.reason,
+        "reviewed_at": row.reviewed_at,
+    }
+
+
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["routing"])
 
     @router.post("/directory", status_code=201)
-    async def post_directory(tenant: str, body: DirectoryIn, sessions: Sessions) -> Any:
-        """Import a new directory version (grids GeoJSON + bundle). Rejected whole, with a report, on any error."""
+    async def post_directory(tenant: Tenant, body: DirectoryIn, sessions: Sessions, cid: Correlation) -> Any:
+        """Import a new directory version (grids GeoJSON + bundle) and publish it. Rejected whole, with a
+        report of every problem (bad GeoJSON, unknown codes, overlapping grids, empty directory …), on any error."""
         async with sessions() as s, s.begin():
             version, report = await import_directory(
-                s, tenant=tenant, grids=body.grids, bundle=body.bundle, imported_by=body.imported_by
+                s,
+                tenant=tenant,
+                grids=body.grids,
+                bundle=body.bundle,
+                imported_by=body.imported_by,
+                correlation_id=cid,
+                crs=body.crs,
             )
         issues = [
             {"severity": i.severity, "code": i.code, "message": i.message, "subject": i.subject, "area_m2": i.area_m2}
@@ -60,8 +165,9 @@ def build_router() -> APIRouter:
         return {"tenant": tenant, "version": version, "issues": issues}
 
     @router.get("/tickets/{ticket_id}/decisions", response_model=list[DecisionOut])
-    async def why(tenant: str, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
-        """Every dispatch decision for a ticket with its reasons: why it went to this unit (or to a dispatcher)."""
+    async def why(tenant: Tenant, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
+        """Every routing decision for a ticket with its reasons: why it went to this unit (or to a dispatcher),
+        duplicates, returns and their review, 改派."""
         async with sessions() as s:
             rows = await store.decisions(s, tenant, ticket_id)
         if not rows:
@@ -79,4 +185,164 @@ def build_router() -> APIRouter:
             for r in rows
         ]
 
+    @router.get("/tickets/{ticket_id}")
+    async def get_ticket(tenant: Tenant, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
+        """Routing's view of a ticket: where it stands, its unit, its duplicates (并单) and who returned it."""
+        async with sessions() as s:
+            row = await store.get_ticket_row(s, ticket_id)
+            if row is None or row.tenant != tenant:
+                raise ApiError(404, "ticket_not_found", "路由服务中没有该工单")
+            kids = await store.children(s, ticket_id)
+        return _ticket_out(row, kids)
+
+    @router.get("/queue")
+    async def queue(
+        tenant: Tenant, sessions: Sessions, routing: RoutingDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ) -> Any:
+        """The manual dispatch queue, oldest first, with the reason and suggested units for each ticket."""
+        async with sessions() as s:
+            rows = await store.manual_queue(s, tenant, limit)
+            loaded = await routing.cache.get(s, tenant)
+        now = datetime.now(UTC)
+        items = []
+        for r in rows:
+            units = []
+            for code in r.suggested_unit_codes:
+                unit = loaded.directory.unit(code) if loaded else None
+                units.append({"code": code, "name": unit.name if unit else None})
+            items.append(
+                _ticket_out(r)
+                | {
+                    "queued_at": r.queued_at,
+                    "waiting_s": round((now - r.queued_at).total_seconds(), 1) if r.queued_at else None,
+                    "reason_code": r.manual_reason_code,
+                    "reason": r.manual_reason,
+                    "suggested_units": units,
+                }
+            )
+        return {"tenant": tenant, "items": items}
+
+    @router.post("/tickets/{ticket_id}/dispatch")
+    async def dispatch(
+        tenant: Tenant,
+        ticket_id: uuid.UUID,
+        body: DispatchIn,
+        sessions: Sessions,
+        routing: RoutingDep,
+        cid: Correlation,
+    ) -> Any:
+        """Manual 派单 of a ticket in the queue: publishes ``dispatch.assigned`` with match_method "manual"."""
+        return await _assign(tenant, ticket_id, body, sessions, routing, cid, reassign=False)
+
+    @router.post("/tickets/{ticket_id}/reassign")
+    async def reassign(
+        tenant: Tenant,
+        ticket_id: uuid.UUID,
+        body: DispatchIn,
+        sessions: Sessions,
+        routing: RoutingDep,
+        cid: Correlation,
+    ) -> Any:
+        """改派 of a dispatched ticket that its unit has not signed for yet."""
+        return await _assign(tenant, ticket_id, body, sessions, routing, cid, reassign=True)
+
+    @router.post("/tickets/{ticket_id}/merge")
+    async def merge(
+        tenant: Tenant, ticket_id: uuid.UUID, body: MergeIn, sessions: Sessions, routing: RoutingDep, cid: Correlation
+    ) -> Any:
+        """并单 by hand: a queued ticket joins an open ticket of the same tenant (``dispatch.duplicate_found``)."""
+        try:
+            async with sessions() as s, s.begin():
+                event = await routing.merge(
+                    s,
+                    tenant,
+                    ticket_id,
+                    parent_ticket_id=body.parent_ticket_id,
+                    dispatcher=body.dispatcher,
+                    correlation_id=cid,
+                )
+        except Refused as exc:
+            raise _error(exc) from exc
+        return event.model_dump(mode="json")
+
+    @router.post("/tickets/{ticket_id}/unmerge")
+    async def unmerge(
+        tenant: Tenant, ticket_id: uuid.UUID, body: UnmergeIn, sessions: Sessions, routing: RoutingDep, cid: Correlation
+    ) -> Any:
+        """撤销并单: ``dispatch.unmerged``, then the ticket is routed on its own (assigned or queued)."""
+        try:
+            async with sessions() as s, s.begin():
+                decision = await routing.unmerge(s, tenant, ticket_id, dispatcher=body.dispatcher, correlation_id=cid)
+        except Refused as exc:
+            raise _error(exc) from exc
+        return {"unmerged": True, "decision": decision.event.model_dump(mode="json"), "trail": list(decision.trail)}
+
+    @router.get("/returns")
+    async def returns(
+        tenant: Tenant,
+        sessions: Sessions,
+        status: Literal["pending", "approved", "rejected"] | None = "pending",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> Any:
+        """退单 requests, oldest first (pending ones by default), with their review deadline."""
+        async with sessions() as s:
+            rows = await store.list_return_requests(s, tenant, status, limit)
+        return {"tenant": tenant, "items": [_return_out(r) for r in rows]}
+
+    @router.post("/returns/{request_id}/review")
+    async def review(
+        tenant: Tenant,
+        request_id: Annotated[int, Path(ge=1)],
+        body: ReviewIn,
+        sessions: Sessions,
+        routing: RoutingDep,
+        cid: Correlation,
+    ) -> Any:
+        """退单审核 by a dispatcher inside the review window. Approved: 改派 to ``unit_code`` if given, else
+        by the 派单目录 excluding every unit that returned the ticket. Rejected: the unit must handle it."""
+        try:
+            async with sessions() as s, s.begin():
+                verdict = await routing.review_return(
+                    s,
+                    tenant,
+                    request_id,
+                    approved=body.approved,
+                    dispatcher=body.dispatcher,
+                    reason=body.reason,
+                    unit_code=body.unit_code,
+                    co_unit_codes=body.co_unit_codes,
+                    correlation_id=cid,
+                )
+        except Refused as exc:
+            raise _error(exc) from exc
+        return {"id": request_id, "approved": verdict.approved, "reviewer": verdict.reviewer, "reason": verdict.reason}
+
     return router
+
+
+async def _assign(
+    tenant: str,
+    ticket_id: uuid.UUID,
+    body: DispatchIn,
+    sessions: async_sessionmaker[AsyncSession],
+    routing: Routing,
+    cid: str,
+    *,
+    reassign: bool,
+) -> Any:
+    try:
+        async with sessions() as s, s.begin():
+            event = await routing.manual_dispatch(
+                s,
+                tenant,
+                ticket_id,
+                unit_code=body.unit_code,
+                co_unit_codes=body.co_unit_codes,
+                dispatcher=body.dispatcher,
+                sla_policy_key=body.sla_policy_key,
+                correlation_id=cid,
+                reassign=reassign,
+            )
+    except Refused as exc:
+        raise _error(exc) from exc
+    return event.model_dump(mode="json")

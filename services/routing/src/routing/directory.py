@@ -49,7 +49,8 @@ One JSON object (a file path or an already-parsed mapping)::
       ],
       "categories": [
         {"code": "200102", "name": "暴露垃圾", "kind": "event",  # kind: demand|component|event
-         "department_only": false, "sla_policy_key": "standard-5wd", "scheme": "CJT214"}
+         "department_only": false, "sla_policy_key": "standard-5wd", "scheme": "CJT214",
+         "duplicates": {"radius_m": 50, "window_h": 48, "same_address": true}}  # optional; false = never merge
       ],
       "rules": [
         {"id": "R0100", "category_code": "200102",       # exact code, or a prefix ending in "*": "2005*"
@@ -267,6 +268,29 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class DuplicatePolicy:
+    """When a new ticket is a duplicate (一事多报) of an open one of the same tenant and category.
+
+    Within ``window_h`` hours after the open ticket was received, and either within ``radius_m``
+    metres of it or (``same_address``) at the same normalised address. ``None`` fields take the
+    service-wide defaults (:meth:`resolve`); ``enabled=False`` turns merging off for a category.
+    """
+
+    radius_m: float | None = None
+    window_h: float | None = None
+    same_address: bool | None = None
+    enabled: bool = True
+
+    def resolve(self, default: DuplicatePolicy) -> DuplicatePolicy:
+        return DuplicatePolicy(
+            radius_m=self.radius_m if self.radius_m is not None else default.radius_m,
+            window_h=self.window_h if self.window_h is not None else default.window_h,
+            same_address=self.same_address if self.same_address is not None else default.same_address,
+            enabled=self.enabled and default.enabled,
+        )
+
+
+@dataclass(frozen=True)
 class Category:
     code: str
     name: str
@@ -274,6 +298,7 @@ class Category:
     department_only: bool
     sla_policy_key: str
     scheme: str = "local"
+    duplicates: DuplicatePolicy = DuplicatePolicy()
 
 
 @dataclass(frozen=True)
@@ -511,6 +536,39 @@ def load_geojson(
     _check_topology(accepted, out, min_area_m2)
     accepted.sort(key=lambda g: g.code)
     return accepted, out.report()
+
+
+def geojson_to_wgs84(feature_collection: Mapping[str, Any], crs: Crs) -> dict[str, Any]:
+    """A copy of a grid FeatureCollection with every position converted from ``crs`` to WGS-84, so that
+    what is stored is always WGS-84. Tolerant: anything that is not a position is copied unchanged and
+    left for :func:`load_geojson` to report."""
+
+    def convert(node: Any) -> Any:
+        if (
+            isinstance(node, list)
+            and len(node) >= 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in node[:2])
+        ):
+            try:
+                return [*to_wgs84(node[0], node[1], crs), *node[2:]]
+            except CoordinateError:
+                return node
+        if isinstance(node, list):
+            return [convert(n) for n in node]
+        return node
+
+    out = dict(feature_collection)
+    features = feature_collection.get("features")
+    if crs == "wgs84" or not isinstance(features, list):
+        return out
+    converted = []
+    for f in features:
+        geometry = f.get("geometry") if isinstance(f, Mapping) else None
+        if isinstance(geometry, Mapping) and "coordinates" in geometry:
+            f = {**f, "geometry": {**geometry, "coordinates": convert(geometry["coordinates"])}}
+        converted.append(f)
+    out["features"] = converted
+    return out
 
 
 def _codes_of_broken_features(features: list[Any]) -> set[str]:
@@ -826,8 +884,39 @@ def _parse_categories(items: list[Any], out: _Collector) -> tuple[Category, ...]
             out.error("duplicate_category", f"类别编码 {code} 重复", code)
             continue
         scheme = _req_str(item, "scheme") or "local"
-        categories[code] = Category(code, name, kind, dept_only, sla, scheme)
+        duplicates = _parse_duplicates(item.get("duplicates"), code, out)
+        if duplicates is None:
+            continue
+        categories[code] = Category(code, name, kind, dept_only, sla, scheme, duplicates)
     return tuple(sorted(categories.values(), key=lambda c: c.code))
+
+
+def _parse_duplicates(raw: Any, code: str, out: _Collector) -> DuplicatePolicy | None:
+    if raw is None or raw is True:
+        return DuplicatePolicy()
+    if raw is False:
+        return DuplicatePolicy(enabled=False)
+    if not isinstance(raw, Mapping):
+        out.error("bad_category", f"类别 {code} 的 duplicates 应为对象或 true/false", code)
+        return None
+    numbers: dict[str, float] = {}
+    for key, upper in (("radius_m", 10_000.0), ("window_h", 24.0 * 90)):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= upper:
+            out.error("bad_category", f"类别 {code} 的 duplicates.{key} 应为 0–{upper:g} 之间的数", code)
+            return None
+        numbers[key] = float(value)
+    same_address = raw.get("same_address")
+    if same_address is not None and not isinstance(same_address, bool):
+        out.error("bad_category", f"类别 {code} 的 duplicates.same_address 应为 true/false", code)
+        return None
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        out.error("bad_category", f"类别 {code} 的 duplicates.enabled 应为 true/false", code)
+        return None
+    return DuplicatePolicy(numbers.get("radius_m"), numbers.get("window_h"), same_address, enabled)
 
 
 def _parse_when(value: Any, tz: tzinfo, rule_id: str, key: str, out: _Collector) -> tuple[bool, datetime | None]:

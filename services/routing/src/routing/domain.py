@@ -30,14 +30,21 @@ sorted order, and the same inputs give an equal Decision.
 
 from __future__ import annotations
 
+import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from gridline_contracts.intake import TicketReceivedV1
-from gridline_contracts.routing import DispatchAssignedV1, DispatchNeedsManualV1, MatchMethod
+from gridline_contracts.routing import (
+    DispatchAssignedV1,
+    DispatchDuplicateFoundV1,
+    DispatchNeedsManualV1,
+    DispatchReturnReviewedV1,
+    MatchMethod,
+)
 
 from .directory import (
     ANY_AREA,
@@ -47,10 +54,11 @@ from .directory import (
     Category,
     Directory,
     DispatchRule,
+    DuplicatePolicy,
     Grid,
     Unit,
 )
-from .gazetteer import AddressMatch
+from .gazetteer import AddressMatch, normalise
 from .gridindex import GridIndex
 
 ReasonCode = Literal[
@@ -466,3 +474,303 @@ class _Router:
         if place is None or place.grid is None:
             return "全区"
         return self.grid_label(place.grid)
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing's view of open tickets: duplicates (并单), the manual queue, returns (退单) and 改派
+
+OPEN_STATUSES = frozenset({"routing", "awaiting_manual", "dispatched", "accepted", "return_requested"})
+_EARTH_RADIUS_M = 6_371_008.8
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    """A ticket as routing keeps it (store ``ticket``). ``returned_by``: units whose 退单 was approved."""
+
+    ticket: TicketToRoute
+    ticket_no: str
+    received_at: datetime
+    status: str
+    unit_code: str | None = None
+    parent_ticket_id: uuid.UUID | None = None
+    duplicate_count: int = 0
+    returned_by: tuple[str, ...] = ()
+
+    @property
+    def is_open_root(self) -> bool:
+        return self.status in OPEN_STATUSES and self.parent_ticket_id is None
+
+
+def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two WGS-84 ``(lon, lat)`` points, in metres."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    event: DispatchDuplicateFoundV1
+    parent: OpenTicket
+    trail: tuple[str, ...]
+
+
+def find_duplicate(
+    ticket: TicketToRoute,
+    received_at: datetime,
+    candidates: Iterable[OpenTicket],
+    policy: DuplicatePolicy,
+    now: datetime,
+    *,
+    address_key: Callable[[str], str] = normalise,
+) -> Duplicate | None:
+    """一事多报: the open ticket this new one duplicates, or None. Pure and deterministic.
+
+    A candidate qualifies when it is an open root ticket (not itself merged) of the same tenant and
+    category, received no later than this one and at most ``window_h`` hours before it, and lies
+    within ``radius_m`` of it, or (``same_address``) has the same normalised address. The nearest
+    wins, then the earliest, then the lowest id. Callers are never compared: ``ticket.received``
+    carries only a sealed contact token, which is not comparable.
+    """
+    if not policy.enabled or policy.window_h is None:
+        return None
+    window = timedelta(hours=policy.window_h)
+    address = address_key(ticket.address) if ticket.address else ""
+    best: tuple[tuple[float, datetime, str], OpenTicket, float | None, str] | None = None
+    for c in candidates:
+        t = c.ticket
+        if (
+            t.ticket_id == ticket.ticket_id
+            or t.tenant != ticket.tenant
+            or t.category_code != ticket.category_code
+            or not c.is_open_root
+            or not (received_at - window <= c.received_at <= received_at)
+        ):
+            continue
+        dist = distance_m(ticket.location, t.location) if ticket.location and t.location else None
+        if dist is not None and policy.radius_m is not None and dist <= policy.radius_m:
+            rule = f"radius:{policy.radius_m:g}m/{policy.window_h:g}h"
+        elif policy.same_address and address and t.address and address_key(t.address) == address:
+            rule = f"same_address/{policy.window_h:g}h"
+        else:
+            continue
+        key = (dist if dist is not None else math.inf, c.received_at, str(t.ticket_id))
+        if best is None or key < best[0]:
+            best = (key, c, dist, rule)
+    if best is None:
+        return None
+    _, parent, dist, rule = best
+    where = f"相距 {dist:.0f} 米" if dist is not None else "地址相同"
+    trail = (
+        f"duplicate: 与未办结工单 {parent.ticket_no} 同类别（{ticket.category_code}），{where}，"
+        f"受理时间相差 {(received_at - parent.received_at).total_seconds() / 3600:.1f} 小时（规则 {rule}）",
+        f"result: 并入工单 {parent.ticket_no}，不单独派单",
+    )
+    event = DispatchDuplicateFoundV1(
+        ticket_id=ticket.ticket_id,
+        parent_ticket_id=parent.ticket.ticket_id,
+        distance_m=round(dist, 1) if dist is not None else None,
+        rule=rule,
+        decided_at=now,
+    )
+    return Duplicate(event, parent, trail)
+
+
+class Refused(Exception):
+    """A dispatcher's command that cannot be applied; ``code`` is stable, ``message`` is for people."""
+
+    def __init__(self, code: str, message: str, details: object = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def manual_assignment(
+    ticket: TicketToRoute,
+    directory: Directory,
+    index: GridIndex,
+    now: datetime,
+    *,
+    unit_code: str,
+    co_unit_codes: Sequence[str] = (),
+    dispatcher: str,
+    sla_policy_key: str | None = None,
+    exclude_units: frozenset[str] = frozenset(),
+) -> Decision:
+    """A dispatcher's 派单 (manual dispatch, reassignment or 改派): checked against the directory."""
+    if ticket.tenant != directory.tenant:
+        raise Refused("tenant_mismatch", "工单所属租户与派单目录不一致")
+    unit = directory.unit(unit_code)
+    if unit is None:
+        raise Refused("unknown_unit", f"单位 {unit_code} 不在单位名录中", {"unit_code": unit_code})
+    if unit_code in exclude_units:
+        raise Refused("unit_returned", f"单位 {unit_code} 已退回该工单，不能再派给它", {"unit_code": unit_code})
+    category = directory.category(ticket.category_code)
+    if category is None and sla_policy_key is None:
+        raise Refused(
+            "unknown_category", f"类别 {ticket.category_code} 不在类别目录中，请同时指定时限策略 sla_policy_key"
+        )
+    co: list[str] = []
+    for code in dict.fromkeys(co_unit_codes):
+        co_unit = directory.unit(code)
+        if co_unit is None:
+            raise Refused("unknown_unit", f"协办单位 {code} 不在单位名录中", {"unit_code": code})
+        if code != unit_code:
+            co.append(code)
+    if category is not None and category.department_only:
+        grass = [u.code for u in (unit, *(directory.unit(c) for c in co)) if u and u.kind in GRASS_ROOTS_KINDS]
+        if grass:
+            raise Refused(
+                "department_only",
+                f"类别 {category.code} {category.name} 仅限职能部门办理，不能派给街道或社区 {', '.join(grass)}",
+                {"unit_codes": grass},
+            )
+    grid = index.locate(*ticket.location) if ticket.location is not None else None
+    if grid is None and ticket.area_code:
+        grid = directory.grid(ticket.area_code)
+    sla = sla_policy_key or (category.sla_policy_key if category is not None else "")
+    co_text = f"，协办 {', '.join(co)}" if co else ""
+    trail = (f"manual: 派单员 {dispatcher} 派给主办 {unit.code} {unit.name}{co_text}；时限策略 {sla}",)
+    event = DispatchAssignedV1(
+        ticket_id=ticket.ticket_id,
+        unit_code=unit.code,
+        unit_name=unit.name,
+        co_unit_codes=co,
+        grid_code=grid.code if grid is not None else None,
+        rule_id="manual",
+        directory_version=directory.version,
+        sla_policy_key=sla,
+        match_method="manual",
+        confidence=1.0,
+        decided_at=now,
+    )
+    return Decision(event, trail)
+
+
+# 退单 reason codes as intake accepts them (domain §1.3).
+RETURN_REASONS: dict[str, str] = {
+    "wrong_territory": "属地不符",
+    "not_our_duty": "职能不符",
+    "unclear_ownership": "权属不清",
+    "legal_procedure": "已进入法定程序",
+    "duplicate": "重复件",
+}
+
+
+@dataclass(frozen=True)
+class ReturnPolicy:
+    review_window: timedelta
+    timeout_approves: bool = True  # 逾期未审核视为同意: the unit is not left holding a disputed ticket
+    max_reroutes: int = 3  # approved returns after which 改派 goes to a dispatcher, never automatic
+
+
+@dataclass(frozen=True)
+class ReturnRequest:
+    ticket_id: uuid.UUID
+    unit_code: str
+    reason_code: str
+    basis: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True)
+class Verdict:
+    approved: bool
+    reviewer: str  # "auto:<rule>" or the dispatcher
+    reason: str
+
+
+def auto_review(
+    request: ReturnRequest,
+    ticket: OpenTicket | None,
+    directory: Directory | None,
+    index: GridIndex | None,
+    now: datetime,
+) -> Verdict | None:
+    """The automatic rules of 退单审核; None leaves the decision to a dispatcher (within the window).
+
+    - ``auto:not_current_unit`` rejects a request from a unit the ticket is no longer with.
+    - ``auto:unknown_reason`` rejects a reason code outside :data:`RETURN_REASONS`.
+    - 属地不符 with coordinates: ``auto:location_in_unit_area`` rejects when the point lies in a
+      街道/社区 the unit acts for; ``auto:location_outside_unit_area`` approves when the unit is a
+      街道/社区 and the point is outside its area.
+    - 职能不符: ``auto:directory_names_other_unit`` approves when the current 派单目录 (nothing
+      excluded) names another 主办 — the ticket went to this unit by hand or under an older directory.
+    Everything else (权属不清, 法定程序, 重复件, no coordinates …) is for a dispatcher.
+    """
+    if ticket is not None and ticket.unit_code is not None and ticket.unit_code != request.unit_code:
+        return Verdict(False, "auto:not_current_unit", f"工单当前承办单位是 {ticket.unit_code}，不是申请单位")
+    if request.reason_code not in RETURN_REASONS:
+        return Verdict(False, "auto:unknown_reason", f"退单原因 {request.reason_code} 不在规定范围内")
+    if ticket is None or directory is None or index is None:
+        return None
+    t = ticket.ticket
+    unit = directory.unit(request.unit_code)
+    if request.reason_code == "wrong_territory" and t.location is not None:
+        grid = index.locate(*t.location)
+        if grid is not None:
+            chain = directory.ancestors(grid.code)
+            place_units = {directory.place_unit_code(g) for g in chain if g.level in ("street", "community")}
+            if request.unit_code in place_units:
+                return Verdict(False, "auto:location_in_unit_area", f"坐标位于本单位辖区（{grid.code} {grid.name}）")
+            if unit is not None and unit.kind in GRASS_ROOTS_KINDS:
+                return Verdict(
+                    True, "auto:location_outside_unit_area", f"坐标位于 {grid.code} {grid.name}，不在本单位辖区"
+                )
+    if request.reason_code == "not_our_duty":
+        fresh = decide(t, directory, index, now)
+        if isinstance(fresh.event, DispatchAssignedV1) and fresh.event.unit_code != request.unit_code:
+            return Verdict(
+                True,
+                "auto:directory_names_other_unit",
+                f"派单目录（版本 {directory.version}）规定主办为 {fresh.event.unit_code} {fresh.event.unit_name}",
+            )
+    return None
+
+
+def timeout_verdict(policy: ReturnPolicy) -> Verdict:
+    if policy.timeout_approves:
+        return Verdict(True, "auto:review_timeout", "审核时限内未审核，视为同意退单")
+    return Verdict(False, "auto:review_timeout", "审核时限内未审核，退单不予同意")
+
+
+def review_event(request: ReturnRequest, verdict: Verdict, now: datetime) -> DispatchReturnReviewedV1:
+    return DispatchReturnReviewedV1(
+        ticket_id=request.ticket_id,
+        unit_code=request.unit_code,
+        approved=verdict.approved,
+        reviewer=verdict.reviewer,
+        reason=verdict.reason,
+        decided_at=now,
+    )
+
+
+def reroute(
+    ticket_id: uuid.UUID,
+    ticket: OpenTicket | None,
+    returning_unit: str,
+    directory: Directory | None,
+    index: GridIndex | None,
+    now: datetime,
+    policy: ReturnPolicy,
+    *,
+    min_confidence: float = 0.8,
+) -> Decision:
+    """改派 after an approved return: :func:`decide` excluding every unit that returned the ticket.
+
+    After ``max_reroutes`` approved returns, or without routing's copy of the ticket or a directory,
+    a dispatcher decides (``dispatch.needs_manual``) — never a guess.
+    """
+    if ticket is None or directory is None or index is None:
+        return _manual_only(ticket_id, "reroute_unavailable", "缺少工单或派单目录数据，无法自动改派，请派单员处理", now)
+    excluded = frozenset((*ticket.returned_by, returning_unit))
+    if len(excluded) > policy.max_reroutes:
+        text = f"该工单已被 {len(excluded)} 个单位退回，请派单员改派"
+        return _manual_only(ticket_id, "too_many_returns", text, now)
+    return decide(ticket.ticket, directory, index, now, min_confidence=min_confidence, exclude_units=excluded)
+
+
+def _manual_only(ticket_id: uuid.UUID, code: str, text: str, now: datetime) -> Decision:
+    event = DispatchNeedsManualV1(ticket_id=ticket_id, reason_code=code, reason=text, decided_at=now)
+    return Decision(event, (f"result: 转人工派单 ({code})：{text}",))

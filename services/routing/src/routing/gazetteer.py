@@ -303,6 +303,12 @@ class Gazetteer:
         detail = chosen.detail + (f"；与「{'、'.join(others)}」一致" if others else "")
         return _result(chosen, confidence, text, min_confidence, detail)
 
+    def address_key(self, address: str) -> str:
+        """The address normalised and without its leading province/city/district prefix: two spellings
+        of one address (合成区文源路35号, 文源路 35 號) give the same key."""
+        text = normalise(address)
+        return text[self._prefix_end(text) :]
+
     def _prefix_end(self, text: str) -> int:
         end = 0
         progressed = True

@@ -10,3 +10,13 @@ class RoutingSettings(ServiceSettings):
     http_port: int = 8002
     min_confidence: float = Field(default=0.8, ge=0, le=1, description="below this, a dispatcher decides")
     directory_refresh_s: float = Field(default=2.0, gt=0)
+    # 一事多报 defaults; a category can override each in the directory bundle ("duplicates").
+    duplicate_radius_m: float = Field(default=100.0, gt=0, le=10_000)
+    duplicate_window_h: float = Field(default=72.0, gt=0, le=24 * 90)
+    duplicate_same_address: bool = True
+    duplicates_enabled: bool = True
+    # 退单审核: a dispatcher decides within the window; after it the timeout rule applies.
+    return_review_window_h: float = Field(default=24.0, gt=0, le=24 * 30)
+    return_timeout_approves: bool = True
+    max_reroutes: int = Field(default=3, ge=1, le=20, description="approved returns before 改派 needs a person")
+    return_timer_interval_s: float = Field(default=5.0, gt=0)

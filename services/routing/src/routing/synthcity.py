@@ -89,10 +89,7 @@ class SynthCity:
     seed: int
     corners: NDArray[np.float64]  # (n+1, n+1, 2) jittered lattice vertices (lon, lat), [row j, column i]
     cell_codes: tuple[tuple[str, ...], ...]  # [row j][column i] → 基础网格 code
-
-    @property
-    def tenant(self) -> str:
-        return TENANT
+    tenant: str = TENANT
 
     def cell_code(self, i: int, j: int) -> str:
         return self.cell_codes[j][i]
@@ -169,8 +166,8 @@ def _geojson(geom: Any) -> dict[str, Any]:
     return parsed
 
 
-def generate(min_grids: int = 2000, seed: int = 7) -> SynthCity:
-    """Build the city. Deterministic in (min_grids, seed)."""
+def generate(min_grids: int = 2000, seed: int = 7, tenant: str = TENANT) -> SynthCity:
+    """Build the city. Deterministic in (min_grids, seed, tenant); ``tenant`` only changes the codes."""
     n = layout_size(min_grids)
     rng = np.random.default_rng(seed)
     corners, h_edges, v_edges = _lattice(n, rng)
@@ -189,7 +186,7 @@ def generate(min_grids: int = 2000, seed: int = 7) -> SynthCity:
     grid_features: list[dict[str, Any]] = []
     for s in range(streets_per_axis * streets_per_axis):
         sy, sx = divmod(s, streets_per_axis)
-        street_code = f"{TENANT}{s + 1:03d}"
+        street_code = f"{tenant}{s + 1:03d}"
         street_name = _name(_PLACE_A, _PLACE_B, s) + "街道"
         members: list[Any] = []
         for c in range(COMMUNITIES_PER_STREET**2):
@@ -248,7 +245,7 @@ def generate(min_grids: int = 2000, seed: int = 7) -> SynthCity:
                     "code": street_code,
                     "name": street_name,
                     "level": "street",
-                    "parent_code": TENANT,
+                    "parent_code": tenant,
                     "head": f"街道主任 {_person(rng)}",
                 },
                 "geometry": _geojson(street),
@@ -259,7 +256,7 @@ def generate(min_grids: int = 2000, seed: int = 7) -> SynthCity:
     features.append(
         {
             "type": "Feature",
-            "properties": {"code": TENANT, "name": DISTRICT_NAME, "level": "district", "parent_code": None},
+            "properties": {"code": tenant, "name": DISTRICT_NAME, "level": "district", "parent_code": None},
             "geometry": _geojson(district),
         }
     )
@@ -267,14 +264,14 @@ def generate(min_grids: int = 2000, seed: int = 7) -> SynthCity:
     codes = tuple(tuple(row) for row in cell_codes)
     bundle = {
         "format": "gridline.directory-bundle.v1",
-        "tenant": TENANT,
+        "tenant": tenant,
         "timezone": "Asia/Shanghai",
         "units": sorted(units, key=lambda u: u["code"]),
         "categories": [
             {"code": c, "name": name, "kind": kind, "department_only": dept, "sla_policy_key": sla}
             for c, name, kind, dept, sla in CATEGORIES
         ],
-        "rules": _rules(),
+        "rules": _rules(tenant),
         "gazetteer": _gazetteer(n, codes),
     }
     return SynthCity(
@@ -284,11 +281,12 @@ def generate(min_grids: int = 2000, seed: int = 7) -> SynthCity:
         seed=seed,
         corners=corners,
         cell_codes=codes,
+        tenant=tenant,
     )
 
 
-def _rules() -> list[dict[str, Any]]:
-    first_street = f"{TENANT}001"
+def _rules(tenant: str) -> list[dict[str, Any]]:
+    first_street = f"{tenant}001"
     return [
         {"id": "R100", "category_code": "100101", "area_code": "*", "main_unit_code": "330110-CGJ"},
         {"id": "R101", "category_code": "100101", "area_code": "*", "main_unit_code": "330110-SW", "priority": -1},
@@ -376,7 +374,7 @@ def write(city: SynthCity, out: Path) -> dict[str, Any]:
     for f in city.grids["features"]:
         levels[f["properties"]["level"]] = levels.get(f["properties"]["level"], 0) + 1
     manifest = {
-        "tenant": TENANT,
+        "tenant": city.tenant,
         "seed": city.seed,
         "cells_per_axis": city.n,
         "grids_by_level": levels,
@@ -394,9 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m routing.synthcity", description=__doc__.splitlines()[0])
     p.add_argument("--min-grids", type=int, default=2000, help="at least this many 基础网格 (default 2000)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--tenant", default=TENANT, help=f"GB/T 2260 code (default {TENANT})")
     p.add_argument("--out", type=Path, required=True, help="directory for grids.geojson, directory.json")
     args = p.parse_args(argv)
-    manifest = write(generate(args.min_grids, args.seed), args.out)
+    manifest = write(generate(args.min_grids, args.seed, args.tenant), args.out)
     print(json.dumps(manifest, ensure_ascii=False))
     return 0
 
