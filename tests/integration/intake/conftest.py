@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -102,6 +103,9 @@ def make_settings(stack: Any, db: str, **overrides: Any) -> IntakeSettings:
         "integrations": json.dumps(integrations),
         "roles": "api",
         "environment": "test",
+        "storage_dir": tempfile.mkdtemp(prefix="intake-attachments-"),
+        "max_photo_bytes": 60_000,
+        "max_photos": 3,
     }
     values.update(overrides)
     return IntakeSettings(**values)

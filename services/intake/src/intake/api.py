@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,7 @@ from . import domain, store
 from .access import DepsDep, rate_limit
 from .api_staff import _cursor, _parse_cursor
 from .deps import Deps
+from .photos import Photo, read_photos, save_photos
 
 TENANT_RE = re.compile(r"^\d{6}$")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -83,6 +84,7 @@ class ReportAccepted(BaseModel):
     query_code: str = Field(description="查询码：凭工单编号和查询码查询办理进度")
     status: str
     received_at: datetime
+    photo_count: int = 0
 
 
 class FeedItem(BaseModel):
@@ -106,8 +108,9 @@ def hash_query_code(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def _request_hash(body: CitizenReportIn) -> str:
-    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+def _request_hash(body: CitizenReportIn, photo_hashes: list[str] | None = None) -> str:
+    doc = {"body": body.model_dump(mode="json"), "photos": photo_hashes or []}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 async def admit(
@@ -159,7 +162,31 @@ def build_router() -> APIRouter:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Any:
         """Submit a citizen report (随手拍). Retrying with the same `Idempotency-Key` returns the first answer."""
-        req_hash = _request_hash(body)
+        return await _submit(body, [], request, deps, idempotency_key)
+
+    @router.post("/reports/with-photos", status_code=201, response_model=ReportAccepted)
+    async def submit_report_with_photos(
+        request: Request,
+        deps: DepsDep,
+        report: Annotated[str, Form(max_length=20_000, description="CitizenReportIn 的 JSON")],
+        photos: Annotated[list[UploadFile], File(description="照片：JPEG/PNG/WebP/HEIC，按内容校验")],
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Any:
+        """Submit a citizen report with photos (multipart/form-data: `report` JSON + `photos` files)."""
+        try:
+            body = CitizenReportIn.model_validate_json(report)
+        except ValidationError as exc:
+            details = [
+                {"field": ".".join(map(str, e["loc"])), "problem": e["msg"], "type": e["type"]} for e in exc.errors()
+            ]
+            raise ApiError(422, "invalid_request", "请求参数校验失败", details) from exc
+        checked = await read_photos(photos, max_bytes=deps.max_photo_bytes, max_count=deps.max_photos)
+        return await _submit(body, checked, request, deps, idempotency_key)
+
+    async def _submit(
+        body: CitizenReportIn, photos: list[Photo], request: Request, deps: Deps, idempotency_key: str | None
+    ) -> Any:
+        req_hash = _request_hash(body, [p.sha256 for p in photos])
         if idempotency_key:
             async with deps.sessions() as s:
                 prior = await store.get_idempotent(s, body.tenant, idempotency_key)
@@ -176,12 +203,17 @@ def build_router() -> APIRouter:
             async with deps.sessions() as s, s.begin():
                 cid = getattr(request.state, "correlation_id", None)
                 ticket = await admit(s, report, contact, query_code, now, cid)
+                if photos:
+                    await save_photos(
+                        s, deps.storage, tenant=ticket.tenant, ticket_id=ticket.id, purpose="report", photos=photos
+                    )
                 answer = ReportAccepted(
                     ticket_id=ticket.id,
                     ticket_no=ticket.ticket_no,
                     query_code=query_code,
                     status=ticket.status.value,
                     received_at=now,
+                    photo_count=len(photos),
                 )
                 if idempotency_key:
                     await store.put_idempotent(

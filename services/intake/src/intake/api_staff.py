@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridline_boot.http import ApiError
@@ -26,6 +26,7 @@ from . import domain, handlers, store
 from .access import CallerDep, DepsDep
 from .auth import Principal
 from .domain import Actor, Decision, Ticket
+from .photos import describe, read_photos, save_photos
 
 READ_ALL_ROLES = frozenset({"platform", "dispatcher", "supervisor", "hotline"})
 
@@ -345,7 +346,14 @@ def build_staff_router() -> APIRouter:
 
     @router.post("/tickets/{ref}/reply", response_model=ActionOut)
     async def reply(tenant: str, ref: str, body: ReplyIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
-        """回复: the unit's 办理结果 (text, and photos uploaded before as attachments)."""
+        """回复: the unit's 办理结果 (text, and photos uploaded before to `/attachments`)."""
+        if body.attachment_ids:
+            async with deps.sessions() as s:
+                t = await visible_ticket(deps, s, p, tenant, ref)
+                rows = await store.attachments(s, t.id, purpose="reply")
+            unknown = set(body.attachment_ids) - {r.id for r in rows}
+            if unknown:
+                raise ApiError(422, "unknown_attachment", "附件不属于该工单", {"ids": sorted(map(str, unknown))})
         return await execute(
             request,
             deps,
@@ -507,6 +515,44 @@ def build_staff_router() -> APIRouter:
             ],
             next_cursor=_cursor(rows[-1].received_at, rows[-1].id) if more and rows else None,
         )
+
+    # ---- attachments -------------------------------------------------------------------------
+
+    @router.post("/tickets/{ref}/attachments", status_code=201)
+    async def upload(
+        tenant: str,
+        ref: str,
+        deps: DepsDep,
+        p: CallerDep,
+        photos: Annotated[list[UploadFile], File(description="办理结果照片：JPEG/PNG/WebP/HEIC")],
+    ) -> dict[str, list[str]]:
+        """Upload reply photos for the unit the ticket is with; use the ids in `reply.attachment_ids`."""
+        checked = await read_photos(photos, max_bytes=deps.max_photo_bytes, max_count=deps.max_photos)
+        async with deps.sessions() as s, s.begin():
+            t = await visible_ticket(deps, s, p, tenant, ref)
+            if p.actor.unit_code is None or p.actor.unit_code != t.unit_code:
+                raise ApiError(403, "role_not_allowed", "只有承办单位可以上传办理照片")
+            ids = await save_photos(s, deps.storage, tenant=tenant, ticket_id=t.id, purpose="reply", photos=checked)
+        return {"ids": [str(i) for i in ids]}
+
+    @router.get("/tickets/{ref}/attachments")
+    async def list_attachments(tenant: str, ref: str, deps: DepsDep, p: CallerDep) -> list[dict[str, Any]]:
+        """Photos of the report and of the replies."""
+        async with deps.sessions() as s:
+            t = await visible_ticket(deps, s, p, tenant, ref)
+            rows = await store.attachments(s, t.id)
+        return describe(rows)
+
+    @router.get("/tickets/{ref}/attachments/{attachment_id}")
+    async def get_attachment(tenant: str, ref: str, attachment_id: uuid.UUID, deps: DepsDep, p: CallerDep) -> Response:
+        """One photo's bytes."""
+        async with deps.sessions() as s:
+            t = await visible_ticket(deps, s, p, tenant, ref)
+            row = next((r for r in await store.attachments(s, t.id) if r.id == attachment_id), None)
+        if row is None:
+            raise ApiError(404, "attachment_not_found", "附件不存在")
+        data = await deps.storage.get(row.storage_key)
+        return Response(data, media_type=row.content_type, headers={"X-Content-Type-Options": "nosniff"})
 
     # ---- personal information (audited) -------------------------------------------------------
 

@@ -39,6 +39,7 @@ from .auth import StaffTokens, parse_integrations
 from .deps import Deps
 from .hotline import build_hotline_router
 from .settings import IntakeSettings
+from .storage import LocalStorage, S3Storage, Storage
 
 HANDLERS: dict[type, Handler] = {
     DispatchAssignedV1: handlers.on_dispatch_assigned,
@@ -60,6 +61,16 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     transit = Keyring.from_spec(settings.pii_transit_key.get_secret_value())
     tokens = StaffTokens(settings.staff_token_keys.get_secret_value()) if settings.staff_token_keys else None
     integrations = parse_integrations(settings.integrations.get_secret_value())
+    storage: Storage = (
+        S3Storage(
+            settings.s3_bucket or "",
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+        )
+        if settings.storage_backend == "s3"
+        else LocalStorage(settings.storage_dir)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +95,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             rules=settings.rules,
             max_skew=timedelta(seconds=settings.signature_max_skew_s),
             reports_per_phone_per_hour=settings.reports_per_phone_per_hour,
+            storage=storage,
+            max_photo_bytes=settings.max_photo_bytes,
+            max_photos=settings.max_photos,
         )
         app.state.runtime = runtime
         await runtime.start()
@@ -109,10 +123,10 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         # Declared sizes are refused before anything is read; chunked bodies are bounded by the
         # endpoints' own limits (multipart uploads count bytes as they arrive).
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_request_bytes):
-            return JSONResponse(
-                error_body("payload_too_large", f"请求体超过 {settings.max_request_bytes} 字节"), status_code=413
-            )
+        multipart = request.headers.get("content-type", "").startswith("multipart/")
+        limit = settings.max_upload_bytes if multipart else settings.max_request_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return JSONResponse(error_body("payload_too_large", f"请求体超过 {limit} 字节"), status_code=413)
         return await call_next(request)
 
     install_observability(app, lambda: app.state.runtime.checks())

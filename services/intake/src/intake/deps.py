@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -10,6 +11,7 @@ from gridline_pii import Keyring
 
 from .auth import Integration, StaffTokens
 from .domain import Rules
+from .storage import LocalStorage, Storage
 
 
 @dataclass(frozen=True)
@@ -25,3 +27,6 @@ class Deps:
     rules: Rules = field(default_factory=Rules)
     max_skew: timedelta = timedelta(minutes=5)
     reports_per_phone_per_hour: int = 20
+    storage: Storage = field(default_factory=lambda: LocalStorage(Path("var/intake-attachments")))
+    max_photo_bytes: int = 5_000_000
+    max_photos: int = 9

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -26,6 +28,15 @@ class IntakeSettings(ServiceSettings):
     # Per-phone limit on citizen submissions (a fixed one-hour window).
     reports_per_phone_per_hour: int = Field(default=20, ge=1)
     max_request_bytes: int = Field(default=1_000_000, ge=10_000)
+    # Attachments (photos): checked by content, stored locally or in an S3-compatible bucket.
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path = Path("var/intake-attachments")
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None  # MinIO, OSS, COS… ; unset for AWS
+    s3_region: str | None = None
+    s3_prefix: str = "intake"
+    max_photo_bytes: int = Field(default=5_000_000, ge=10_000)
+    max_photos: int = Field(default=9, ge=1, le=20)
     # Lifecycle windows (domain §1.5); calendar time, see domain.Rules.
     return_window_hours: int = Field(default=48, ge=1)
     max_extension_days: int = Field(default=10, ge=1)
@@ -41,6 +52,16 @@ class IntakeSettings(ServiceSettings):
                 if len(part.partition(":")[2]) < 32:
                     raise ValueError("STAFF_TOKEN_KEYS secrets must be 32+ characters in prod")
         return self
+
+    @model_validator(mode="after")
+    def _s3_needs_bucket(self) -> IntakeSettings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("STORAGE_BACKEND=s3 needs S3_BUCKET")
+        return self
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_photos * self.max_photo_bytes + 100_000
 
     @property
     def rules(self) -> Rules:

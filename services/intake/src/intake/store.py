@@ -479,6 +479,13 @@ async def public_feed(
     return list((await session.execute(stmt)).all())
 
 
+async def attachments(session: AsyncSession, ticket_id: uuid.UUID, *, purpose: str | None = None) -> list[Any]:
+    stmt = select(attachment).where(attachment.c.ticket_id == ticket_id)
+    if purpose:
+        stmt = stmt.where(attachment.c.purpose == purpose)
+    return list((await session.execute(stmt.order_by(attachment.c.created_at, attachment.c.id))).all())
+
+
 async def get_contact(session: AsyncSession, ticket_id: uuid.UUID) -> Any | None:
     stmt = (
         select(reporter_contact)
