@@ -79,6 +79,10 @@ async def test_gcj02_and_bd09(ctx: Ctx) -> None:
     [published] = await ctx.events("330111")
     assert published["type"] == "directory.version_published"
     assert (published["version"], published["grids"]) == (1, 2465)
+    live = (await ctx.api.get("/v1/tenants/330111/directory")).json()
+    assert live["version"] == 1 and live["grids"]["grid"] == 2304 and live["warnings"] == []
+    missing = await ctx.api.get("/v1/tenants/330198/directory")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "no_directory")
 
     for i, j in ((7, 33), (40, 2)):
         wgs = other.cell_centre(i, j)

@@ -164,6 +164,31 @@ def build_router() -> APIRouter:
             raise ApiError(422, "directory_invalid", "目录校验未通过，未导入", issues)
         return {"tenant": tenant, "version": version, "issues": issues}
 
+    @router.get("/directory")
+    async def get_directory(tenant: Tenant, sessions: Sessions, routing: RoutingDep) -> Any:
+        """The live directory version: counts, who imported it and the warnings (gaps …) found at import."""
+        async with sessions() as s:
+            loaded = await routing.cache.get(s, tenant)
+            row = await store.load_version(s, tenant, loaded.directory.version) if loaded else None
+        if loaded is None or row is None:
+            raise ApiError(404, "no_directory", "该区划尚未导入网格与派单目录")
+        d = loaded.directory
+        levels: dict[str, int] = {}
+        for g in d.grids:
+            levels[g.level] = levels.get(g.level, 0) + 1
+        return {
+            "tenant": tenant,
+            "version": d.version,
+            "grids": levels,
+            "units": len(d.units),
+            "categories": len(d.categories),
+            "rules": len(d.rules),
+            "gazetteer_entries": len(d.gazetteer),
+            "imported_by": row.imported_by,
+            "imported_at": row.imported_at,
+            "warnings": row.report,
+        }
+
     @router.get("/tickets/{ticket_id}/decisions", response_model=list[DecisionOut])
     async def why(tenant: Tenant, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
         """Every routing decision for a ticket with its reasons: why it went to this unit (or to a dispatcher),
