@@ -4,6 +4,7 @@ duplicates (并单/撤销并单), returns (退单 review, 改派, timeout), dire
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,8 @@ from prometheus_client import REGISTRY
 
 from gridline_contracts.intake import TicketDispatchedV1, TicketReturnRequestedV1
 from gridline_geo.crs import from_wgs84, to_wgs84
-from routing import domain, synthcity
+from routing import domain, store, synthcity
+from routing.app import ReturnTimer
 from routing.handlers import Routing
 
 from .conftest import Ctx, follow_up, received
@@ -350,3 +352,31 @@ async def test_a_routing_failure_sends_the_ticket_to_the_queue(
     assert ev["type"] == "dispatch.needs_manual" and ev["reason_code"] == "routing_error"
     queue = (await ctx.api.get(f"/v1/tenants/{city.tenant}/queue", params={"limit": 500})).json()["items"]
     assert t.subject in [q["ticket_id"] for q in queue]
+
+
+async def test_the_return_timer_decides_overdue_requests(ctx: Ctx, city: synthcity.SynthCity, routing: Routing) -> None:
+    t = received(city.tenant, "100201", point=city.cell_centre(35, 40))
+    [a] = await route(ctx, t)
+    await ctx.send(_dispatched(t, a["unit_code"]))
+    await ctx.send(_return(t, a["unit_code"], "unclear_ownership"))
+
+    async def pending_row() -> Any:
+        async with ctx.sessions() as s:
+            rows = await store.list_return_requests(s, city.tenant, "pending", 500)
+        return [r for r in rows if str(r.ticket_id) == t.subject]
+
+    [row] = await _until(pending_row)
+    async with ctx.sessions() as s, s.begin():
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        await s.execute(
+            store.return_request.update().where(store.return_request.c.id == row.id).values(review_due_at=past)
+        )
+    timer = ReturnTimer(routing, ctx.sessions, interval_s=0.1)
+    task = asyncio.create_task(timer.run())
+    try:
+        events = await ctx.until_events(t.subject, 3)
+    finally:
+        await timer.stop()
+        await asyncio.wait_for(task, 10)
+    assert (events[1]["type"], events[1]["reviewer"]) == ("dispatch.return_reviewed", "auto:review_timeout")
+    assert events[2]["type"] == "dispatch.needs_manual" and events[2]["reason_code"] == "only_excluded_units"
