@@ -470,3 +470,33 @@ def test_new_events_are_registered_and_on_the_sla_topic() -> None:
         assert lookup(cls.TYPE, cls.VERSION) is cls
         assert topic_for(cls) is SLA
     assert "sla.escalated" in render()
+
+
+class TestSignClockAndRounds:
+    def test_a_sign_clock_announces_nothing_and_its_deadline_rides_on_the_handling_start(self) -> None:
+        sign_policy = DEFAULT_POLICIES["sign-1wd"]
+        sign, events = arm_clock(dispatched(), TENANT, sign_policy, CAL, kind="sign")
+        assert events == [] and sign.kind == "sign" and sign.due_at == at(2026, 11, 24, 17, 30)
+        _, started = arm_clock(dispatched(), TENANT, STANDARD, CAL, sign_due_at=sign.due_at)
+        assert isinstance(started[0], SlaClockStartedV1)
+        assert started[0].sign_due_at == sign.due_at and started[0].clock == "handle" and started[0].round == 0
+
+    def test_a_sign_clock_warns_at_half_its_window_with_its_kind_on_the_event(self) -> None:
+        sign, _ = arm_clock(dispatched(), TENANT, DEFAULT_POLICIES["sign-1wd"], CAL, kind="sign")
+        _, events = tick(sign, at(2026, 11, 24, 13, 30), DEFAULT_POLICIES["sign-1wd"], CAL)
+        assert [type(e) for e in events] == [SlaWarnedV1, EscalationRaisedV1]
+        assert all(e.clock == "sign" for e in events)
+
+    def test_rearm_starts_a_fresh_window_as_the_next_round(self) -> None:
+        clock, _ = arm_clock(dispatched(), TENANT, STANDARD, CAL)
+        stopped, _ = stop(clock, at(2026, 11, 25, 10), "replied")
+        new, events = escalation.domain.rearm(stopped, at(2026, 11, 26, 15), STANDARD, CAL, unit_code="XH-CG-02")
+        assert (new.round, new.kind, new.unit_code, new.state) == (1, "handle", "XH-CG-02", "running")
+        assert new.due_at == at(2026, 12, 3, 17, 30)  # Fri 27 … Thu 3 Dec
+        assert isinstance(events[0], SlaClockStartedV1) and events[0].round == 1
+
+    def test_rearm_refuses_a_clock_still_running(self) -> None:
+        clock, _ = arm_clock(dispatched(), TENANT, STANDARD, CAL)
+        with pytest.raises(ClockError) as err:
+            escalation.domain.rearm(clock, at(2026, 11, 26, 15), STANDARD, CAL)
+        assert err.value.code == "clock_still_running"

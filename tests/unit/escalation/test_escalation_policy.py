@@ -32,8 +32,11 @@ def at(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
 
 
 class TestDefaults:
-    def test_the_six_built_in_policies_are_there_and_justified(self) -> None:
+    def test_the_built_in_policies_are_there_and_justified(self) -> None:
         assert set(DEFAULT_POLICIES) == {
+            "sign-1wd",
+            "sign-2wh",
+            "sign-30m",
             "standard-5wd",
             "urgent-1wd",
             "critical-2h",
@@ -43,6 +46,7 @@ class TestDefaults:
         }
         for key, policy in DEFAULT_POLICIES.items():
             assert policy.key == key
+            assert policy.sign_policy_key is None or DEFAULT_POLICIES[policy.sign_policy_key].sign_policy_key is None
             assert "S" in policy.description  # cites the domain reference's sources
             assert policy.ladder, key
 

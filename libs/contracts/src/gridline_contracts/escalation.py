@@ -6,6 +6,11 @@ A clock's colour follows domain §1.4: ``sla.warned`` is the 黄牌 (yellow, dea
 the moment it was scheduled for and the moment it was detected, which differ after a backlog or a
 restart (late, never lost). ``extension_no`` tells the same milestone apart before and after an
 approved extension re-arms it.
+
+A ticket has two kinds of clock (``clock``): ``sign`` times 签收 and ``handle`` times 办理 up to the
+reply. ``round`` counts the clocks of that kind the ticket has had: a re-dispatch after an approved
+退单, a rejected reply or a 重办 arms a new round. Both fields were added later with defaults, so a
+message without them reads as the handling clock of round 0.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ EscalationAction = Literal[
     "interview",
     "accountability",
 ]
+ClockKind = Literal["sign", "handle"]
+
 # 联络员 · 分管负责人 · 主要负责人 · 网格长 · 街道领导 · 包抓单位 · 包抓领导 · 区领导 · 督查组/12345 中心
 RecipientRole = Literal[
     "unit_liaison",
@@ -49,10 +56,13 @@ class SlaClockStartedV1(EventData):
     ticket_no: str
     unit_code: str
     policy_key: str
+    clock: ClockKind = "handle"
+    round: int = 0
     started_at: datetime
     warn_at: datetime
     due_at: datetime
     time_limit: str  # human form of the policy, e.g. "3 working days"
+    sign_due_at: datetime | None = None  # the 签收 deadline, when a sign clock runs beside this one
 
 
 class SlaWarnedV1(EventData):
@@ -66,6 +76,8 @@ class SlaWarnedV1(EventData):
     unit_code: str
     grid_code: str | None = None
     policy_key: str
+    clock: ClockKind = "handle"
+    round: int = 0
     warn_at: datetime
     due_at: datetime
     detected_at: datetime
@@ -83,6 +95,8 @@ class SlaBreachedV1(EventData):
     unit_code: str
     grid_code: str | None = None
     policy_key: str
+    clock: ClockKind = "handle"
+    round: int = 0
     due_at: datetime
     detected_at: datetime
     extension_no: int = 0
@@ -103,6 +117,8 @@ class EscalationRaisedV1(EventData):
     unit_code: str
     grid_code: str | None = None
     policy_key: str
+    clock: ClockKind = "handle"
+    round: int = 0
     step_index: int
     step_code: str
     action: EscalationAction
@@ -124,6 +140,8 @@ class SlaClockExtendedV1(EventData):
     ticket_no: str
     unit_code: str
     policy_key: str
+    clock: ClockKind = "handle"
+    round: int = 0
     previous_due_at: datetime
     due_at: datetime
     warn_at: datetime
@@ -142,6 +160,8 @@ class SlaClockPausedV1(EventData):
     ticket_no: str
     unit_code: str
     policy_key: str
+    clock: ClockKind = "handle"
+    round: int = 0
     paused_at: datetime
     reason: str | None = None
 
@@ -156,6 +176,8 @@ class SlaClockResumedV1(EventData):
     ticket_no: str
     unit_code: str
     policy_key: str
+    clock: ClockKind = "handle"
+    round: int = 0
     paused_at: datetime
     resumed_at: datetime
     warn_at: datetime
@@ -172,6 +194,8 @@ class SlaClockStoppedV1(EventData):
     ticket_no: str
     unit_code: str
     policy_key: str
+    clock: ClockKind = "handle"
+    round: int = 0
     started_at: datetime
     due_at: datetime
     stopped_at: datetime

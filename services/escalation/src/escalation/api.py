@@ -26,6 +26,8 @@ Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 
 class ClockOut(BaseModel):
     ticket_id: uuid.UUID
+    kind: Literal["sign", "handle"]
+    round: int
     ticket_no: str
     unit_code: str
     policy_key: str
@@ -37,11 +39,17 @@ class ClockOut(BaseModel):
     due_source: str
     level: str | None
     next_due_at: datetime | None
+    extension_no: int
+    stopped_at: datetime | None
 
 
 def _out(c: Clock) -> ClockOut:
     return ClockOut(
         ticket_id=c.ticket_id,
+        kind=c.kind,
+        round=c.round,
+        extension_no=c.extension_no,
+        stopped_at=c.stopped_at,
         ticket_no=c.ticket_no,
         unit_code=c.unit_code,
         policy_key=c.policy_key,
@@ -60,13 +68,27 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["escalation"])
 
     @router.get("/clocks/{ticket_id}", response_model=ClockOut)
-    async def get_clock(tenant: str, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
-        """The SLA clock of one ticket: deadline, warning time, colour and supervision level."""
+    async def get_clock(
+        tenant: str,
+        ticket_id: uuid.UUID,
+        sessions: Sessions,
+        kind: Annotated[Literal["sign", "handle"], Query()] = "handle",
+    ) -> Any:
+        """A ticket's current SLA clock (办理 by default, ``kind=sign`` for 签收): deadline, colour, level."""
         async with sessions() as s:
-            c = await store.get_clock(s, ticket_id)
+            c = await store.get_clock(s, ticket_id, kind)
         if c is None or c.tenant != tenant:
             raise ApiError(404, "clock_not_found", "该工单尚无办理时限（未派单或不存在）")
         return _out(c)
+
+    @router.get("/tickets/{ticket_id}/clocks", response_model=list[ClockOut])
+    async def ticket_clocks(tenant: str, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
+        """Every clock a ticket has had (签收 and 办理, each round), oldest first."""
+        async with sessions() as s:
+            clocks = [c for c in await store.ticket_clocks(s, ticket_id) if c.tenant == tenant]
+        if not clocks:
+            raise ApiError(404, "clock_not_found", "该工单尚无办理时限（未派单或不存在）")
+        return [_out(c) for c in clocks]
 
     @router.get("/board", response_model=list[ClockOut])
     async def board(

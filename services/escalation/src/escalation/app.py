@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from gridline_boot.db import create_engine, session_factory
 from gridline_boot.http import install_error_handlers, install_observability
 from gridline_boot.logging import configure_logging
-from gridline_contracts.intake import TicketDispatchedV1
 from gridline_contracts.topics import TICKETS
 from gridline_messaging.runtime import MessagingRuntime
 
@@ -36,7 +35,7 @@ def create_app(settings: EscalationSettings) -> FastAPI:
             outbox=store.outbox,
             inbox=store.inbox,
             topics=[TICKETS.name],
-            handlers={TicketDispatchedV1: escalation.on_ticket_dispatched},
+            handlers=escalation.handlers(),
         )
         app.state.sessions = sessions
         app.state.runtime = runtime

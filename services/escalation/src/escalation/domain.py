@@ -29,6 +29,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal, TypedDict
 
 from gridline_contracts.escalation import (
+    ClockKind,
     EscalationRaisedV1,
     SlaBreachedV1,
     SlaClockExtendedV1,
@@ -78,6 +79,7 @@ class Clock:
     the paused time since each of those fired, which delays the ladder steps anchored on it.
     ``level`` is the code of the highest ladder step raised so far (the supervision level).
     ``calendar_gap`` is the day whose missing calendar data keeps ``next_step_at`` unknown.
+    ``(ticket_id, kind, round)`` identifies the clock: ``sign`` times 签收, ``handle`` times 办理.
     """
 
     ticket_id: uuid.UUID
@@ -108,6 +110,8 @@ class Clock:
     stopped_at: datetime | None = None
     calendar_gap: date | None = None
     next_due_at: datetime | None = None
+    kind: ClockKind = "handle"
+    round: int = 0
 
     @property
     def colour(self) -> Colour:
@@ -117,16 +121,28 @@ class Clock:
 
 
 def arm_clock(
-    dispatched: TicketDispatchedV1, tenant: str, policy: SlaPolicy, calendar: WorkCalendar
+    dispatched: TicketDispatchedV1,
+    tenant: str,
+    policy: SlaPolicy,
+    calendar: WorkCalendar,
+    *,
+    kind: ClockKind = "handle",
+    round: int = 0,
+    started_at: datetime | None = None,
+    sign_due_at: datetime | None = None,
 ) -> tuple[Clock, list[SlaEvent]]:
-    """Start the clock of a dispatched ticket on ``policy`` (already resolved, see ``resolve_policy``).
+    """Start a clock of a dispatched ticket on ``policy`` (already resolved, see ``resolve_policy``).
 
-    The clock starts at ``dispatched_at``. Nothing fires here, even if the ticket arrives late: run
-    ``tick(clock, now, …)`` right after to fire what is already due. Raises CalendarGapError when the
+    The clock starts at ``started_at`` (default ``dispatched_at``; a 重办 starts a new handling round
+    later). Nothing fires here, even if the ticket arrives late: run ``tick(clock, now, …)`` right
+    after to fire what is already due. The platform's deadline only bounds the handling clock. A
+    sign clock announces nothing: its deadline travels as ``sign_due_at`` on the handling clock's
+    ``sla.clock_started`` (one message to the unit, not two). Raises CalendarGapError when the
     deadline needs calendar data nobody has (e.g. 2027 without the override table filled in).
     """
-    started = _aware(dispatched.dispatched_at, "dispatched_at").astimezone(calendar.tz)
-    plan = plan_deadlines(policy, started, calendar, dispatched.platform_due_at)
+    start = started_at if started_at is not None else dispatched.dispatched_at
+    started = _aware(start, "started_at").astimezone(calendar.tz)
+    plan = plan_deadlines(policy, started, calendar, dispatched.platform_due_at if kind == "handle" else None)
     clock = Clock(
         ticket_id=dispatched.ticket_id,
         ticket_no=dispatched.ticket_no,
@@ -141,18 +157,64 @@ def arm_clock(
         due_at=plan.due_at,
         due_source=plan.due_source,
         provisional=plan.provisional,
+        kind=kind,
+        round=round,
     )
     clock = _settle(clock, policy, calendar)
+    if kind == "sign":
+        return clock, []
     limit = policy.describe() if plan.due_source == "policy" else f"platform deadline (policy: {policy.describe()})"
     started_event = SlaClockStartedV1(
-        ticket_id=clock.ticket_id,
-        ticket_no=clock.ticket_no,
-        unit_code=clock.unit_code,
-        policy_key=clock.policy_key,
+        **_ids(clock),
         started_at=clock.started_at,
         warn_at=clock.warn_at,
         due_at=clock.due_at,
         time_limit=limit,
+        sign_due_at=sign_due_at,
+    )
+    return clock, [started_event]
+
+
+def rearm(
+    previous: Clock, at: datetime, policy: SlaPolicy, calendar: WorkCalendar, *, unit_code: str | None = None
+) -> tuple[Clock, list[SlaEvent]]:
+    """A new round of ``previous``'s kind starting at ``at`` (退回重办, 重办), on the same policy snapshot.
+
+    The previous clock must already be stopped (the caller stops it first); the new one is a fresh
+    window: its deadline is counted from ``at``, not carried over. A handling round announces itself
+    with ``sla.clock_started`` like the first one.
+    """
+    _check_policy(previous, policy)
+    if previous.state != "stopped":
+        raise ClockError("clock_still_running", f"stop round {previous.round} of {previous.ticket_no} first")
+    started = _aware(at, "at").astimezone(calendar.tz)
+    plan = plan_deadlines(policy, started, calendar)
+    clock = Clock(
+        ticket_id=previous.ticket_id,
+        ticket_no=previous.ticket_no,
+        tenant=previous.tenant,
+        unit_code=unit_code or previous.unit_code,
+        grid_code=previous.grid_code,
+        policy_key=policy.key,
+        policy_version=policy.version,
+        requested_policy_key=previous.requested_policy_key,
+        started_at=started,
+        warn_at=plan.warn_at,
+        due_at=plan.due_at,
+        due_source=plan.due_source,
+        provisional=plan.provisional,
+        kind=previous.kind,
+        round=previous.round + 1,
+    )
+    clock = _settle(clock, policy, calendar)
+    if clock.kind == "sign":
+        return clock, []
+    started_event = SlaClockStartedV1(
+        **_ids(clock),
+        started_at=clock.started_at,
+        warn_at=clock.warn_at,
+        due_at=clock.due_at,
+        time_limit=policy.describe(),
     )
     return clock, [started_event]
 
@@ -363,10 +425,19 @@ class _Ids(TypedDict):
     ticket_no: str
     unit_code: str
     policy_key: str
+    clock: ClockKind
+    round: int
 
 
 def _ids(c: Clock) -> _Ids:
-    return {"ticket_id": c.ticket_id, "ticket_no": c.ticket_no, "unit_code": c.unit_code, "policy_key": c.policy_key}
+    return {
+        "ticket_id": c.ticket_id,
+        "ticket_no": c.ticket_no,
+        "unit_code": c.unit_code,
+        "policy_key": c.policy_key,
+        "clock": c.kind,
+        "round": c.round,
+    }
 
 
 def _aware(value: datetime, name: str) -> datetime:

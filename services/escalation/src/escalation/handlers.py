@@ -1,28 +1,61 @@
-"""Arming clocks from lifecycle events and ticking due clocks. Load, decide (domain), save + outbox; no commit."""
+"""Use cases: lifecycle events move clocks, the timer ticks due clocks. Load, decide (domain), save + outbox; no commit.
+
+How the work-order lifecycle (domain §1.3) drives the clocks of one ticket:
+
+- ``ticket.dispatched`` arms a sign clock (签收) and a handling clock (办理), both counted from the
+  dispatch (a unit cannot win time by not signing, domain §1.3 practice note). A re-dispatch (改派
+  after an approved 退单) stops whatever still runs and arms both again as a new round for the new unit.
+- ``ticket.signed`` stops the sign clock (``on_time`` feeds 按时签收率).
+- ``ticket.return_requested`` pauses the open clocks while the platform reviews the 退单;
+  ``ticket.return_resolved`` resumes them if rejected (驳回: the unit carries on from the original
+  dispatch, minus the review time) or stops them if approved (the ticket waits for 改派).
+- ``ticket.extension_reviewed`` (approved) moves the handling deadline by the approved working days.
+- ``ticket.replied`` stops the handling clock (and a sign clock still open: replying implies signing).
+- ``ticket.reply_reviewed`` (rejected, 退回重办) and ``ticket.reopened`` (重办) arm a new handling
+  round from that moment on the same policy snapshot.
+- ``ticket.closed`` (办结) and ``ticket.merged`` (the child of a 并单) stop every clock of the ticket.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridline_contracts.envelope import Envelope, EventData
-from gridline_contracts.intake import TicketDispatchedV1
+from gridline_contracts.intake import (
+    TicketClosedV1,
+    TicketDispatchedV1,
+    TicketExtensionReviewedV1,
+    TicketMergedV1,
+    TicketReopenedV1,
+    TicketRepliedV1,
+    TicketReplyReviewedV1,
+    TicketReturnRequestedV1,
+    TicketReturnResolvedV1,
+    TicketSignedV1,
+)
 from gridline_messaging import outbox
+from gridline_messaging.consumer import Handler
 
-from . import domain, store
-from .calendar import WorkCalendar
-from .domain import Clock
-from .policy import DEFAULT_POLICIES, SlaPolicy, UnknownPolicyError, resolve_policy
+from . import domain, metrics, store
+from .calendar import CalendarGapError, WorkCalendar
+from .domain import Clock, ClockError, SlaEvent
+from .policy import DEFAULT_POLICIES, SlaPolicy, UnknownPolicyError, lookup_policy, resolve_policy
 
 log = logging.getLogger(__name__)
 
+Step = Callable[[Clock, SlaPolicy, WorkCalendar], tuple[Clock, list[SlaEvent]]]
+
 
 class Escalation:
-    def __init__(self, *, timezone: str) -> None:
+    def __init__(self, *, timezone: str, gap_retry: timedelta = timedelta(minutes=5)) -> None:
         self.timezone = timezone
+        self.gap_retry = gap_retry
 
     async def calendar(self, session: AsyncSession, tenant: str) -> WorkCalendar:
         overrides = await store.overrides(session, tenant)
@@ -38,40 +71,207 @@ class Escalation:
                 raise UnknownPolicyError(c.policy_key)
         return p
 
+    # -- lifecycle ---------------------------------------------------------------------------------
+
     async def on_ticket_dispatched(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketDispatchedV1 = env.data
+        existing = await store.ticket_clocks(session, e.ticket_id, lock=True)
+        if any(c.kind == "handle" and c.started_at == e.dispatched_at and c.unit_code == e.unit_code for c in existing):
+            log.info("ticket %s: this dispatch already has its clocks", e.ticket_no)
+            return
         cal = await self.calendar(session, env.tenant)
+        events: list[SlaEvent] = []
+        for c in existing:
+            if c.state != "stopped":
+                new, more = domain.stop(c, e.dispatched_at, reason="redispatched")
+                await store.save_clock(session, new)
+                events += more
+        round_no = max((c.round for c in existing), default=-1) + 1
         tenant_policies = await store.tenant_policies(session, env.tenant)
         policy = resolve_policy(e.sla_policy_key, e.priority, e.dispatched_at, cal, tenant_policies)
-        clock, events = domain.arm_clock(e, env.tenant, policy, cal)
-        clock, more = domain.tick(clock, datetime.now(UTC), policy, cal)  # a late event fires what is due
-        if not await store.insert_clock(session, clock):
-            log.info("ticket already has a clock; re-dispatch keeps it")
-            return
-        await self._publish(session, env, [*events, *more])
+        now = datetime.now(UTC)
+        sign_due_at = None
+        armed: list[tuple[Clock, SlaPolicy]] = []
+        if policy.sign_policy_key is not None:
+            sign_policy = lookup_policy(policy.sign_policy_key, tenant_policies)
+            sign, _ = domain.arm_clock(e, env.tenant, sign_policy, cal, kind="sign", round=round_no)
+            sign_due_at = sign.due_at
+            armed.append((sign, sign_policy))
+        handle, started = domain.arm_clock(e, env.tenant, policy, cal, round=round_no, sign_due_at=sign_due_at)
+        events += started
+        armed.insert(0, (handle, policy))
+        for c, p in armed:
+            c, more = domain.tick(c, now, p, cal)  # a late event fires what is already due
+            await store.insert_clock(session, c)
+            events += more
+        await self._publish(session, env, events)
 
-    async def tick_due(self, session: AsyncSession, now: datetime, limit: int) -> int:
-        clocks = await store.claim_due(session, now, limit)
+    async def on_ticket_signed(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketSignedV1 = env.data
+        await self._each(session, env, e.ticket_id, {"sign"}, lambda c, p, cal: domain.stop(c, e.at, "signed"))
+
+    async def on_return_requested(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketReturnRequestedV1 = env.data
+        await self._each(
+            session,
+            env,
+            e.ticket_id,
+            {"sign", "handle"},
+            lambda c, p, cal: domain.pause(c, e.at, p, cal, reason="return_requested"),
+        )
+
+    async def on_return_resolved(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketReturnResolvedV1 = env.data
+        if e.approved:
+            step: Step = lambda c, p, cal: domain.stop(c, e.at, "returned")  # noqa: E731
+        else:
+            step = lambda c, p, cal: domain.resume(c, e.at, p, cal)  # noqa: E731
+        await self._each(session, env, e.ticket_id, {"sign", "handle"}, step)
+
+    async def on_extension_reviewed(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketExtensionReviewedV1 = env.data
+        if not e.approved:
+            return
+        await self._each(
+            session,
+            env,
+            e.ticket_id,
+            {"handle"},
+            lambda c, p, cal: domain.extend(c, e.at, p, cal, working_days=e.working_days),
+        )
+
+    async def on_ticket_replied(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketRepliedV1 = env.data
+        await self._each(
+            session, env, e.ticket_id, {"sign", "handle"}, lambda c, p, cal: domain.stop(c, e.at, "replied")
+        )
+
+    async def on_reply_reviewed(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketReplyReviewedV1 = env.data
+        if not e.approved:
+            await self._new_round(session, env, e.ticket_id, e.at, e.unit_code, "reply_rejected")
+
+    async def on_ticket_reopened(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketReopenedV1 = env.data
+        await self._new_round(session, env, e.ticket_id, e.at, e.unit_code, "reopened")
+
+    async def on_ticket_closed(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketClosedV1 = env.data
+        await self._each(
+            session, env, e.ticket_id, {"sign", "handle"}, lambda c, p, cal: domain.stop(c, e.at, "closed")
+        )
+
+    async def on_ticket_merged(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketMergedV1 = env.data
+        await self._each(
+            session, env, e.ticket_id, {"sign", "handle"}, lambda c, p, cal: domain.stop(c, e.at, "merged")
+        )
+
+    def handlers(self) -> dict[type[EventData], Handler]:
+        return {
+            TicketDispatchedV1: self.on_ticket_dispatched,
+            TicketSignedV1: self.on_ticket_signed,
+            TicketReturnRequestedV1: self.on_return_requested,
+            TicketReturnResolvedV1: self.on_return_resolved,
+            TicketExtensionReviewedV1: self.on_extension_reviewed,
+            TicketRepliedV1: self.on_ticket_replied,
+            TicketReplyReviewedV1: self.on_reply_reviewed,
+            TicketReopenedV1: self.on_ticket_reopened,
+            TicketClosedV1: self.on_ticket_closed,
+            TicketMergedV1: self.on_ticket_merged,
+        }
+
+    async def _each(
+        self, session: AsyncSession, env: Envelope[Any], ticket_id: Any, kinds: set[str], step: Step
+    ) -> None:
+        """Apply ``step`` to every open clock of these kinds, then fire what is already due."""
+        clocks = [c for c in await store.ticket_clocks(session, ticket_id, lock=True) if c.state != "stopped"]
+        clocks = [c for c in clocks if c.kind in kinds]
+        if not clocks:
+            log.info("ticket %s has no open %s clock for %s", ticket_id, "/".join(sorted(kinds)), env.type)
+            return
+        cal = await self.calendar(session, env.tenant)
+        now = datetime.now(UTC)
+        events: list[SlaEvent] = []
         for c in clocks:
             policy = await self.policy_of(session, c)
-            cal = await self.calendar(session, c.tenant)
-            new, events = domain.tick(c, now, policy, cal)
+            try:
+                new, more = step(c, policy, cal)
+            except ClockError as exc:
+                # A lifecycle fact we cannot apply (e.g. an extension that moves nothing) must not
+                # block the ticket's later events: record it and carry on.
+                metrics.REJECTED.labels(exc.code).inc()
+                log.warning("ticket %s: %s not applied to the %s clock: %s", c.ticket_no, env.type, c.kind, exc)
+                continue
+            new, fired = domain.tick(new, now, policy, cal) if new.state == "running" else (new, [])
             await store.save_clock(session, new)
-            await outbox.add(
-                session,
-                store.outbox,
-                [
-                    Envelope(
-                        source="escalation",
-                        tenant=c.tenant,
-                        subject=str(c.ticket_id),
-                        correlation_id=str(c.ticket_id),
-                        data=e,
-                    )
-                    for e in events
-                ],
-            )
-        return len(clocks)
+            events += [*more, *fired]
+        await self._publish(session, env, events)
 
-    async def _publish(self, session: AsyncSession, env: Envelope[Any], events: list[EventData]) -> None:
+    async def _new_round(
+        self, session: AsyncSession, env: Envelope[Any], ticket_id: Any, at: datetime, unit: str | None, why: str
+    ) -> None:
+        handles = [c for c in await store.ticket_clocks(session, ticket_id, lock=True) if c.kind == "handle"]
+        if not handles:
+            log.info("ticket %s has no handling clock to restart (%s)", ticket_id, why)
+            return
+        last = handles[-1]
+        cal = await self.calendar(session, env.tenant)
+        policy = await self.policy_of(session, last)
+        events: list[SlaEvent] = []
+        if last.state != "stopped":
+            last, events = domain.stop(last, at, why)
+            await store.save_clock(session, last)
+        new, more = domain.rearm(last, at, policy, cal, unit_code=unit)
+        new, fired = domain.tick(new, datetime.now(UTC), policy, cal)
+        await store.insert_clock(session, new)
+        await self._publish(session, env, [*events, *more, *fired])
+
+    async def _publish(self, session: AsyncSession, env: Envelope[Any], events: list[SlaEvent]) -> None:
         await outbox.add(session, store.outbox, [env.caused(e, source="escalation") for e in events])
+
+    # -- timer -------------------------------------------------------------------------------------
+
+    async def tick_due(self, session: AsyncSession, now: datetime, limit: int) -> list[datetime]:
+        """Fire every due milestone of up to ``limit`` clocks, in one transaction (the caller's).
+
+        Returns the due times of the clocks it claimed (the timer measures its lag from them).
+        Set-based at the database: one claim (SKIP LOCKED, so replicas share the work), one bulk
+        update, one bulk outbox insert. Calendars and policies are loaded once per tenant per batch.
+        A clock whose next step needs calendar data nobody has yet is retried after ``gap_retry``
+        (and counted for the alert) instead of blocking the batch.
+        """
+        clocks = await store.claim_due(session, now, limit)
+        if not clocks:
+            return []
+        calendars: dict[str, WorkCalendar] = {}
+        policies: dict[tuple[str, str, int], SlaPolicy] = {}
+        ticked: list[Clock] = []
+        envelopes: list[Envelope[Any]] = []
+        for c in clocks:
+            cal = calendars.get(c.tenant)
+            if cal is None:
+                cal = calendars[c.tenant] = await self.calendar(session, c.tenant)
+            pk = (c.tenant, c.policy_key, c.policy_version)
+            policy = policies.get(pk)
+            if policy is None:
+                policy = policies[pk] = await self.policy_of(session, c)
+            try:
+                new, events = domain.tick(c, now, policy, cal)
+            except CalendarGapError as exc:
+                metrics.CALENDAR_GAPS.inc()
+                log.error(
+                    "calendar has no data for %s (ticket %s); enter overrides for that year", exc.day, c.ticket_no
+                )
+                ticked.append(replace(c, next_due_at=now + self.gap_retry))
+                continue
+            ticked.append(new)
+            subject = str(c.ticket_id)
+            envelopes += [
+                Envelope(source="escalation", tenant=c.tenant, subject=subject, correlation_id=subject, data=e)
+                for e in events
+            ]
+        await store.save_ticked(session, ticked)
+        await outbox.add(session, store.outbox, envelopes)
+        metrics.STEPS.inc(len(envelopes))
+        return [c.next_due_at for c in clocks if c.next_due_at is not None]

@@ -1,6 +1,17 @@
-from prometheus_client import Counter
+"""escalation's business metrics; only the edges (timer, handlers, api) touch them."""
+
+from prometheus_client import Counter, Histogram
 
 TICKS = Counter("escalation_clock_ticks_total", "Due clocks processed by the timer.")
+STEPS = Counter("escalation_steps_fired_total", "Milestones fired by the timer (warnings, breaches, ladder steps).")
 CALENDAR_GAPS = Counter(
-    "escalation_calendar_gap_errors_total", "Timer iterations that hit a day with no working-calendar data."
+    "escalation_calendar_gap_errors_total", "Clocks whose next step hit a day with no working-calendar data."
+)
+REJECTED = Counter(
+    "escalation_lifecycle_rejected_total", "Lifecycle events that could not be applied to a clock.", ["code"]
+)
+TIMER_LAG = Histogram(
+    "escalation_timer_lag_seconds",
+    "From a clock's due time to the commit of the transaction that fired it.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 3600.0),
 )

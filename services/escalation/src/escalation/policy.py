@@ -182,6 +182,8 @@ class SlaPolicy:
     count_from: CountFrom = "next_day"
     version: int = 1
     description: str = ""
+    # The policy of the 签收 clock armed beside this (handling) one; None: no sign clock.
+    sign_policy_key: str | None = "sign-1wd"
 
     def __post_init__(self) -> None:
         if not self.key or self.key.strip() != self.key or " " in self.key:
@@ -272,6 +274,10 @@ def _h(n: float) -> Duration:
     return Duration("natural_hours", n)
 
 
+def _wh(n: float) -> Duration:
+    return Duration("working_hours", n)
+
+
 # Domain §5.2 [I]: E1 黄牌 + 催办 at the warning; E2 红牌 + 催办通知 at the deadline; E3 督办单 at
 # RED + 1 wd (N1); E4 挂牌督办 at RED + 5 wd (N2, also S12's "+5 wd → 通报批评"); E6 约谈 when the
 # 挂牌's own 限期 (taken as 5 wd) has passed too, i.e. RED + 10 wd.
@@ -293,6 +299,45 @@ DEFAULT_POLICIES: Mapping[str, SlaPolicy] = MappingProxyType(
     {
         p.key: p
         for p in (
+            SlaPolicy(
+                key="sign-1wd",
+                name="签收 1个工作日",
+                limit=_wd(1),
+                warn_at_fraction=0.5,
+                ladder=(
+                    EscalationStep("E0", "warn", "reminder", ("unit_liaison",)),
+                    EscalationStep("E2", "breach", "overdue_notice", ("unit_liaison", "unit_deputy_head")),
+                ),
+                sign_policy_key=None,
+                description=(
+                    "签收 within 1 working day (S13), with an SMS reminder to the 联络员 (S11) at half the "
+                    "window (domain §5.2 E0); an unsigned order at the deadline is reported to the deputy head."
+                ),
+            ),
+            SlaPolicy(
+                key="sign-2wh",
+                name="紧急件签收 2个工作小时",
+                limit=_wh(2),
+                warn_at_fraction=0.5,
+                ladder=(
+                    EscalationStep("E0", "warn", "reminder", ("unit_liaison",)),
+                    EscalationStep("E2", "breach", "overdue_notice", ("unit_deputy_head", "unit_head")),
+                ),
+                sign_policy_key=None,
+                description="紧急 orders are handled within a day (S12, S6), so 签收 cannot take one [I].",
+            ),
+            SlaPolicy(
+                key="sign-30m",
+                name="特急件签收 30分钟",
+                limit=_h(0.5),
+                warn_at_fraction=0.5,
+                ladder=(
+                    EscalationStep("E0", "warn", "reminder", ("unit_liaison", "unit_head")),
+                    EscalationStep("E2", "breach", "overdue_notice", ("unit_head", "supervisor")),
+                ),
+                sign_policy_key=None,
+                description="特急 orders run on a 2 h limit (S6 [R]): 签收 within a quarter of it, 7×24 [I].",
+            ),
             SlaPolicy(
                 key="standard-5wd",
                 name="一般诉求 5个工作日",
@@ -355,6 +400,7 @@ DEFAULT_POLICIES: Mapping[str, SlaPolicy] = MappingProxyType(
                     "(Beijing, S6 [R]); one working day counted from the next day. Warn at half the working "
                     "time (a 1-wd warn_before would warn at once); the ladder is compressed [I]."
                 ),
+                sign_policy_key="sign-2wh",
             ),
             SlaPolicy(
                 key="critical-2h",
@@ -379,6 +425,7 @@ DEFAULT_POLICIES: Mapping[str, SlaPolicy] = MappingProxyType(
                     "limits are calendar hours, 7×24 (domain §1.5). Warn with 20 % left (domain §5.2 E1); "
                     "督办 repeated every 2 h, at most 3 more times (reference §5.1: loops at the top only)."
                 ),
+                sign_policy_key="sign-30m",
             ),
             SlaPolicy(
                 key="campaign-rectify-3d",

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
-from sqlalchemy import Boolean, Column, Date, DateTime, Index, Integer, MetaData, Table, Text, Uuid, func, select, text
+import asyncpg
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    Interval,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,22 +37,47 @@ from .policy import SlaPolicy
 SCHEMA = "escalation"
 metadata: MetaData = service_metadata(SCHEMA)
 
+# One row per clock, every field of the domain Clock as a column: the timer reads and writes
+# thousands of rows a second, and typed columns cost far less than re-validating a JSON document.
 clock = Table(
     "clock",
     metadata,
     Column("ticket_id", Uuid, primary_key=True),
+    Column("kind", Text, primary_key=True),  # sign | handle
+    Column("round", Integer, primary_key=True),  # 0, then +1 per re-dispatch, rejected reply or 重办
+    Column("ticket_no", Text, nullable=False),
     Column("tenant", Text, nullable=False),
     Column("unit_code", Text, nullable=False),
+    Column("grid_code", Text),
+    Column("policy_key", Text, nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("requested_policy_key", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("warn_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("due_source", Text, nullable=False),
+    Column("provisional", Boolean, nullable=False),
     Column("state", Text, nullable=False),
     Column("colour", Text, nullable=False),
-    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("warned", Boolean, nullable=False),
+    Column("breached", Boolean, nullable=False),
+    Column("next_step", Integer, nullable=False),
+    Column("repeat_no", Integer, nullable=False),
+    Column("next_step_at", DateTime(timezone=True)),
+    Column("level", Text),
+    Column("paused_at", DateTime(timezone=True)),
+    Column("paused_for", Interval, nullable=False),
+    Column("held_after_warn", Interval, nullable=False),
+    Column("held_after_breach", Interval, nullable=False),
+    Column("extension_no", Integer, nullable=False),
+    Column("stopped_at", DateTime(timezone=True)),
+    Column("calendar_gap", Date),
     # The durable timer: the next moment tick() has something to do; NULL when nothing is pending.
     Column("next_due_at", DateTime(timezone=True)),
-    Column("data", JSONB, nullable=False),  # the whole domain Clock
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 Index("ix_clock_next_due", clock.c.next_due_at, postgresql_where=text("next_due_at IS NOT NULL"))
-Index("ix_clock_board", clock.c.tenant, clock.c.colour, clock.c.due_at)
+Index("ix_clock_board", clock.c.tenant, clock.c.colour, clock.c.due_at, postgresql_where=text("state <> 'stopped'"))
 
 policy = Table(
     "policy",
@@ -59,59 +101,116 @@ calendar_override = Table(
 outbox = make_outbox_table(metadata)
 inbox = make_inbox_table(metadata)
 
-_CLOCK = TypeAdapter(Clock)
+CLOCK_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Clock))
+_SELECT_CLOCK = [clock.c[f] for f in CLOCK_FIELDS]
 
 
 def clock_values(c: Clock) -> dict[str, Any]:
-    return {
-        "ticket_id": c.ticket_id,
-        "tenant": c.tenant,
-        "unit_code": c.unit_code,
-        "state": c.state,
-        "colour": c.colour,
-        "due_at": c.due_at,
-        "next_due_at": c.next_due_at,
-        "data": _CLOCK.dump_python(c, mode="json"),
-    }
+    values = {f: getattr(c, f) for f in CLOCK_FIELDS}
+    values["colour"] = c.colour
+    return values
+
+
+def to_clock(row: Mapping[Any, Any]) -> Clock:
+    return Clock(**{f: row[f] for f in CLOCK_FIELDS})
 
 
 async def insert_clock(session: AsyncSession, c: Clock) -> bool:
-    """False if the ticket already has a clock (a re-dispatch keeps the first one)."""
-    stmt = insert(clock).values(**clock_values(c)).on_conflict_do_nothing(index_elements=["ticket_id"])
+    """False if this (ticket, kind, round) already has a clock."""
+    stmt = insert(clock).values(**clock_values(c)).on_conflict_do_nothing()
     return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
 
 async def save_clock(session: AsyncSession, c: Clock) -> None:
     await session.execute(
-        clock.update().where(clock.c.ticket_id == c.ticket_id).values(**clock_values(c), updated_at=func.now())
+        clock.update()
+        .where(clock.c.ticket_id == c.ticket_id, clock.c.kind == c.kind, clock.c.round == c.round)
+        .values(**clock_values(c), updated_at=func.now())
     )
 
 
-async def get_clock(session: AsyncSession, ticket_id: uuid.UUID) -> Clock | None:
-    row = (await session.execute(select(clock.c.data).where(clock.c.ticket_id == ticket_id))).first()
-    return _CLOCK.validate_python(row.data) if row else None
+async def get_clock(session: AsyncSession, ticket_id: uuid.UUID, kind: str = "handle") -> Clock | None:
+    """The ticket's newest clock of this kind."""
+    row = (
+        await session.execute(
+            select(*_SELECT_CLOCK)
+            .where(clock.c.ticket_id == ticket_id, clock.c.kind == kind)
+            .order_by(clock.c.round.desc())
+            .limit(1)
+        )
+    ).first()
+    return to_clock(row._mapping) if row else None
+
+
+async def ticket_clocks(session: AsyncSession, ticket_id: uuid.UUID, *, lock: bool = False) -> list[Clock]:
+    """Every clock the ticket ever had, oldest round first; ``lock`` holds them for this transaction."""
+    stmt = select(*_SELECT_CLOCK).where(clock.c.ticket_id == ticket_id).order_by(clock.c.round, clock.c.kind)
+    if lock:
+        stmt = stmt.with_for_update()
+    return [to_clock(r._mapping) for r in (await session.execute(stmt)).all()]
+
+
+async def _driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, inside the session's transaction (for bulk work)."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    if not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens the transaction lazily, on its first statement: without
+        # this, the claim's row locks would end with the SELECT and replicas would fire twice.
+        await conn.execute(text("SELECT 1"))
+    assert driver.is_in_transaction()
+    return driver
+
+
+_T = f"{SCHEMA}.clock"
+_CLAIM = (
+    f"SELECT {', '.join(CLOCK_FIELDS)} FROM {_T} WHERE next_due_at <= $1 "
+    "ORDER BY next_due_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
+# What tick() may change (and the colour it implies): the timer's bulk update writes only these.
+_TICK_TYPES = {
+    "warned": "bool",
+    "breached": "bool",
+    "next_step": "int",
+    "repeat_no": "int",
+    "next_step_at": "timestamptz",
+    "level": "text",
+    "calendar_gap": "date",
+    "next_due_at": "timestamptz",
+    "colour": "text",
+}
+_SAVE_TICKED = (
+    f"UPDATE {_T} AS c SET "
+    + ", ".join(f"{f} = u.{f}" for f in _TICK_TYPES)
+    + ", updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[], "
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TICK_TYPES.values(), start=4))
+    + f") AS u(ticket_id, kind, round, {', '.join(_TICK_TYPES)}) "
+    "WHERE c.ticket_id = u.ticket_id AND c.kind = u.kind AND c.round = u.round"
+)
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Clock]:
-    """Due clocks, locked for this transaction; other timer replicas skip them."""
-    rows = (
-        await session.execute(
-            select(clock.c.data)
-            .where(clock.c.next_due_at <= now)
-            .order_by(clock.c.next_due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    return [_CLOCK.validate_python(r.data) for r in rows]
+    """Clocks due at ``now``, locked for this transaction; other timer replicas skip them."""
+    rows = await (await _driver(session)).fetch(_CLAIM, now, limit)
+    return [Clock(*r) for r in rows]
+
+
+async def save_ticked(session: AsyncSession, clocks: list[Clock]) -> None:
+    """Write what tick() changed for many clocks in one statement."""
+    if not clocks:
+        return
+    columns: list[list[Any]] = [[c.ticket_id for c in clocks], [c.kind for c in clocks], [c.round for c in clocks]]
+    columns += [[c.colour if f == "colour" else getattr(c, f) for c in clocks] for f in _TICK_TYPES]
+    await (await _driver(session)).execute(_SAVE_TICKED, *columns)
 
 
 async def board(session: AsyncSession, tenant: str, colour: str | None, limit: int) -> list[Clock]:
-    stmt = select(clock.c.data).where(clock.c.tenant == tenant, clock.c.state != "stopped")
+    stmt = select(*_SELECT_CLOCK).where(clock.c.tenant == tenant, clock.c.state != "stopped")
     if colour:
         stmt = stmt.where(clock.c.colour == colour)
     rows = (await session.execute(stmt.order_by(clock.c.due_at).limit(limit))).all()
-    return [_CLOCK.validate_python(r.data) for r in rows]
+    return [to_clock(r._mapping) for r in rows]
 
 
 async def tenant_policies(session: AsyncSession, tenant: str) -> dict[str, SlaPolicy]:

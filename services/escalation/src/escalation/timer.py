@@ -29,13 +29,20 @@ class Timer:
     async def stop(self) -> None:
         self._stopping.set()
 
+    def observe(self, dues: list[datetime], committed_at: datetime) -> None:
+        """Lag from each clock's due time to the commit that fired it."""
+        for due in dues:
+            metrics.TIMER_LAG.observe(max((committed_at - due).total_seconds(), 0.0))
+
     async def run(self) -> None:
         while not self._stopping.is_set():
             n = 0
             try:
                 async with self.sessions() as s, s.begin():
-                    n = await self.escalation.tick_due(s, datetime.now(UTC), self.batch_max)
+                    dues = await self.escalation.tick_due(s, datetime.now(UTC), self.batch_max)
+                n = len(dues)
                 metrics.TICKS.inc(n)
+                self.observe(dues, datetime.now(UTC))
             except CalendarGapError as exc:
                 # The working calendar lacks a year (e.g. 2027 before the State Council notice is
                 # entered): alert and keep trying; never guess a deadline.
