@@ -12,6 +12,7 @@ import pytest
 
 from .conftest import TENANT, post_report, promtool
 from .promql import EXTERNAL, exposed_names, metric_names, recorded_names, rules
+from .test_dashboards import dashboard_exprs
 
 SERVICES = ("intake", "routing", "escalation", "notify")
 
@@ -46,3 +47,11 @@ def test_every_series_in_the_alert_rules_is_exposed(scraped: dict[str, str]) -> 
     missing = {n for n in used if n not in exposed and n not in recorded_names() and not EXTERNAL.match(n)}
     assert not missing, f"rules use series no service exposes: {sorted(missing)}"
     assert {"notify_sends_total", "gridline_consumer_lag_messages", "intake_tickets_received_total"} <= exposed
+
+
+def test_every_series_in_the_dashboards_is_exposed(scraped: dict[str, str]) -> None:
+    exposed = exposed_names(scraped.values())
+    used = {name for expr in dashboard_exprs() for name in metric_names(expr)}
+    missing = {n for n in used if n not in exposed and n not in recorded_names() and not EXTERNAL.match(n)}
+    assert not missing, f"dashboards use series no service exposes: {sorted(missing)}"
+    assert len(used) >= 15
