@@ -4,6 +4,7 @@ units and tenants never see or touch each other's tickets."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -279,3 +280,41 @@ async def test_worklist_filters_and_cursor_pagination(intake: Intake) -> None:
         f"/v1/tenants/330106/worklist?unit_code={unit}&limit=200", headers=intake.staff("platform")
     )
     assert len(by_platform.json()["items"]) == 5
+
+
+async def test_contact_in_clear_only_for_the_platform_and_every_view_is_audited(intake: Intake) -> None:
+    a = await intake.report(phone="13800138777", openid="o-CRUNCHY-ARMCHAIR", confidential=True)
+    await feed(intake, handlers.on_dispatch_assigned, assigned(a["ticket_id"]))
+    url = f"/v1/tenants/{TENANT}/tickets/{a['ticket_id']}"
+    unit = intake.staff("unit", UNIT)
+    seen = (await intake.client.get(url, headers=unit)).json()["reporter"]
+    assert seen["masked_phone"] is None and seen["contact_token"] is None  # confidential: nothing at all
+    r = await intake.client.post(f"{url}/contact", json={"reason": "回访来电人"}, headers=unit)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "role_not_allowed"
+    r = await intake.client.post(f"{url}/contact", json={}, headers=intake.staff("platform"))
+    assert r.status_code == 422  # a reason is required
+    r = await intake.client.post(f"{url}/contact", json={"reason": "回访来电人"}, headers=intake.staff("platform"))
+    assert r.status_code == 200 and r.json()["phone"] == "+8613800138777"
+    assert r.json()["openid"] == "o-CRUNCHY-ARMCHAIR"
+    views = (await intake.client.get(f"{url}/contact-views", headers=intake.staff("supervisor"))).json()
+    assert len(views) == 1 and views[0]["reason"] == "回访来电人" and views[0]["actor_role"] == "platform"
+    assert sorted(views[0]["fields"]) == ["openid", "phone"] and views[0]["actor"] == "staff-platform-x"
+    assert (await intake.client.get(f"{url}/contact-views", headers=unit)).status_code == 403
+
+
+async def test_masked_for_units_and_hidden_for_whistleblowing(intake: Intake) -> None:
+    a = await intake.report(phone="13800138666")
+    await feed(intake, handlers.on_dispatch_assigned, assigned(a["ticket_id"]))
+    unit = intake.staff("unit", UNIT)
+    t = (await intake.client.get(f"/v1/tenants/{TENANT}/tickets/{a['ticket_id']}", headers=unit)).json()
+    assert t["reporter"]["masked_phone"] == "138****8666"
+    b = await intake.report(phone="13800138665", demand_type="report")
+    await feed(intake, handlers.on_dispatch_assigned, assigned(b["ticket_id"]))
+    t = (await intake.client.get(f"/v1/tenants/{TENANT}/tickets/{b['ticket_id']}", headers=unit)).json()
+    assert t["reporter"]["masked_phone"] is None and t["reporter"]["confidential"] is True
+    feed_items = (await intake.client.get(f"/v1/tenants/{TENANT}/public/feed?limit=100")).json()["items"]
+    assert all(
+        set(i) == {"ref", "category_code", "status", "status_zh", "lon", "lat", "area_code", "received_on", "closed_on"}
+        for i in feed_items
+    )
+    assert a["ticket_no"] not in json.dumps(feed_items)

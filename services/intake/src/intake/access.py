@@ -15,6 +15,7 @@ from gridline_boot.http import ApiError
 from . import store
 from .auth import Principal, check_signed
 from .deps import Deps
+from .inputs import TenantPath
 
 
 class RateLimited(ApiError):
@@ -108,7 +109,7 @@ async def signed_integration(
 async def caller(
     request: Request,
     deps: DepsDep,
-    tenant: str,
+    tenant: TenantPath,
     authorization: Annotated[str | None, Header(max_length=4096)] = None,
     x_api_key: Annotated[str | None, Header(max_length=64)] = None,
     x_timestamp: Annotated[str | None, Header(max_length=20)] = None,

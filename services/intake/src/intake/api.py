@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,7 @@ from . import domain, store
 from .access import DepsDep, rate_limit
 from .api_staff import _cursor, _parse_cursor
 from .deps import Deps
+from .inputs import Input, RefPath, TenantPath
 from .photos import Photo, read_photos, save_photos
 
 TENANT_RE = re.compile(r"^\d{6}$")
@@ -36,8 +37,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 REPORTER_CONTACT = "reporter-contact"  # purpose bound into transit tokens
 
 
-class LocationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LocationIn(Input):
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
     crs: Literal["wgs84", "gcj02", "bd09"] = Field(
@@ -45,10 +45,9 @@ class LocationIn(BaseModel):
     )
 
 
-class CitizenReportIn(BaseModel):
+class CitizenReportIn(Input):
     """随手拍 citizen report, as a WeChat mini-program backend submits it."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     tenant: str = Field(description="GB/T 2260 行政区划代码（6 位）")
     category_code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = Field(min_length=2, max_length=4000)
@@ -233,8 +232,8 @@ def build_router() -> APIRouter:
 
     @router.get("/tenants/{tenant}/progress/{ticket_no}")
     async def progress(
-        tenant: str,
-        ticket_no: str,
+        tenant: TenantPath,
+        ticket_no: RefPath,
         deps: DepsDep,
         query_code: Annotated[str, Header(alias="X-Query-Code", min_length=4, max_length=32)],
     ) -> Any:
@@ -256,7 +255,7 @@ def build_router() -> APIRouter:
 
     @router.get("/tenants/{tenant}/public/feed", response_model=FeedPage)
     async def public_feed(
-        tenant: str,
+        tenant: TenantPath,
         deps: DepsDep,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         cursor: Annotated[str | None, Query(max_length=200)] = None,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from gridline_boot.http import ApiError
 from gridline_boot.logging import bind
@@ -26,13 +26,15 @@ from . import domain, handlers, store
 from .access import CallerDep, DepsDep
 from .auth import Principal
 from .domain import Actor, Decision, Ticket
+from .inputs import Input, RefPath, TenantPath
 from .photos import describe, read_photos, save_photos
 
+CODE = r"^[0-9A-Za-z_.-]+$"
 READ_ALL_ROLES = frozenset({"platform", "dispatcher", "supervisor", "hotline"})
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(Input):
+    pass
 
 
 class SignIn(Strict):
@@ -113,7 +115,7 @@ class HistoryOut(BaseModel):
 class TicketOut(BaseModel):
     ticket_id: uuid.UUID
     ticket_no: str
-    tenant: str
+    tenant: TenantPath
     status: str
     status_zh: str
     channel: str
@@ -277,8 +279,8 @@ def build_staff_router() -> APIRouter:
         request: Request,
         deps: Any,
         p: Principal,
-        tenant: str,
-        ref: str,
+        tenant: TenantPath,
+        ref: RefPath,
         decide: Callable[[Ticket, Actor, datetime], Decision],
     ) -> ActionOut:
         now = datetime.now(UTC)
@@ -312,13 +314,15 @@ def build_staff_router() -> APIRouter:
     # ---- unit actions ------------------------------------------------------------------------
 
     @router.post("/tickets/{ref}/sign", response_model=ActionOut)
-    async def sign(tenant: str, ref: str, body: SignIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
+    async def sign(
+        tenant: TenantPath, ref: RefPath, body: SignIn, request: Request, deps: DepsDep, p: CallerDep
+    ) -> Any:
         """签收: the handling unit takes the ticket."""
         return await execute(request, deps, p, tenant, ref, lambda t, a, now: domain.sign(t, a, now))
 
     @router.post("/tickets/{ref}/return-request", response_model=ActionOut)
     async def request_return(
-        tenant: str, ref: str, body: ReturnIn, request: Request, deps: DepsDep, p: CallerDep
+        tenant: TenantPath, ref: RefPath, body: ReturnIn, request: Request, deps: DepsDep, p: CallerDep
     ) -> Any:
         """退单申请: not this unit's duty, with a reason code and its basis, inside the return window."""
         return await execute(
@@ -332,7 +336,7 @@ def build_staff_router() -> APIRouter:
 
     @router.post("/tickets/{ref}/extension-request", response_model=ActionOut)
     async def request_extension(
-        tenant: str, ref: str, body: ExtensionIn, request: Request, deps: DepsDep, p: CallerDep
+        tenant: TenantPath, ref: RefPath, body: ExtensionIn, request: Request, deps: DepsDep, p: CallerDep
     ) -> Any:
         """延期申请: before the deadline, within the tenant's limits."""
         return await execute(
@@ -345,7 +349,9 @@ def build_staff_router() -> APIRouter:
         )
 
     @router.post("/tickets/{ref}/reply", response_model=ActionOut)
-    async def reply(tenant: str, ref: str, body: ReplyIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
+    async def reply(
+        tenant: TenantPath, ref: RefPath, body: ReplyIn, request: Request, deps: DepsDep, p: CallerDep
+    ) -> Any:
         """回复: the unit's 办理结果 (text, and photos uploaded before to `/attachments`)."""
         if body.attachment_ids:
             async with deps.sessions() as s:
@@ -367,7 +373,7 @@ def build_staff_router() -> APIRouter:
 
     @router.post("/tickets/{ref}/extension-review", response_model=ActionOut)
     async def review_extension(
-        tenant: str, ref: str, body: ExtensionReviewIn, request: Request, deps: DepsDep, p: CallerDep
+        tenant: TenantPath, ref: RefPath, body: ExtensionReviewIn, request: Request, deps: DepsDep, p: CallerDep
     ) -> Any:
         """延期审批 by the 12345 platform."""
         return await execute(
@@ -380,14 +386,18 @@ def build_staff_router() -> APIRouter:
         )
 
     @router.post("/tickets/{ref}/reply-review", response_model=ActionOut)
-    async def review_reply(tenant: str, ref: str, body: ReviewIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
+    async def review_reply(
+        tenant: TenantPath, ref: RefPath, body: ReviewIn, request: Request, deps: DepsDep, p: CallerDep
+    ) -> Any:
         """回复审核: approve (→ 待回访) or send back to the unit."""
         return await execute(
             request, deps, p, tenant, ref, lambda t, a, now: domain.review_reply(t, a, body.approved, body.comment, now)
         )
 
     @router.post("/tickets/{ref}/callback", response_model=ActionOut)
-    async def callback(tenant: str, ref: str, body: CallbackIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
+    async def callback(
+        tenant: TenantPath, ref: RefPath, body: CallbackIn, request: Request, deps: DepsDep, p: CallerDep
+    ) -> Any:
         """回访结果: 满意/基本满意 closes the ticket; 不满意 waits for 重办 or a close decision."""
         return await execute(
             request,
@@ -399,31 +409,41 @@ def build_staff_router() -> APIRouter:
         )
 
     @router.post("/tickets/{ref}/redo", response_model=ActionOut)
-    async def redo(tenant: str, ref: str, body: ReasonIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
+    async def redo(
+        tenant: TenantPath, ref: RefPath, body: ReasonIn, request: Request, deps: DepsDep, p: CallerDep
+    ) -> Any:
         """重办 after an unsatisfied callback."""
         return await execute(
             request, deps, p, tenant, ref, lambda t, a, now: domain.redo(t, a, body.reason, now, deps.rules)
         )
 
     @router.post("/tickets/{ref}/close", response_model=ActionOut)
-    async def close(tenant: str, ref: str, body: ReasonIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
+    async def close(
+        tenant: TenantPath, ref: RefPath, body: ReasonIn, request: Request, deps: DepsDep, p: CallerDep
+    ) -> Any:
         """办结 by platform decision (caller unreachable, or 重办 exhausted)."""
         return await execute(request, deps, p, tenant, ref, lambda t, a, now: domain.close(t, a, body.reason, now))
 
     @router.post("/tickets/{ref}/archive", response_model=ActionOut)
-    async def archive(tenant: str, ref: str, body: EmptyIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
+    async def archive(
+        tenant: TenantPath, ref: RefPath, body: EmptyIn, request: Request, deps: DepsDep, p: CallerDep
+    ) -> Any:
         """归档 once the evaluation window is over."""
         return await execute(request, deps, p, tenant, ref, lambda t, a, now: domain.archive(t, a, now, deps.rules))
 
     @router.post("/tickets/{ref}/reopen", response_model=ActionOut)
-    async def reopen(tenant: str, ref: str, body: ReasonIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
+    async def reopen(
+        tenant: TenantPath, ref: RefPath, body: ReasonIn, request: Request, deps: DepsDep, p: CallerDep
+    ) -> Any:
         """重新交办 a closed ticket to its unit, within the reopen window."""
         return await execute(
             request, deps, p, tenant, ref, lambda t, a, now: domain.reopen(t, a, body.reason, now, deps.rules)
         )
 
     @router.post("/tickets/{ref}/reject", response_model=ActionOut)
-    async def reject(tenant: str, ref: str, body: RejectIn, request: Request, deps: DepsDep, p: CallerDep) -> Any:
+    async def reject(
+        tenant: TenantPath, ref: RefPath, body: RejectIn, request: Request, deps: DepsDep, p: CallerDep
+    ) -> Any:
         """不予受理 before dispatch."""
         return await execute(
             request, deps, p, tenant, ref, lambda t, a, now: domain.reject(t, a, body.reason_code, body.reason, now)
@@ -431,7 +451,7 @@ def build_staff_router() -> APIRouter:
 
     @router.post("/tickets/{ref}/direct-close", response_model=ActionOut)
     async def direct_close(
-        tenant: str, ref: str, body: DirectCloseIn, request: Request, deps: DepsDep, p: CallerDep
+        tenant: TenantPath, ref: RefPath, body: DirectCloseIn, request: Request, deps: DepsDep, p: CallerDep
     ) -> Any:
         """直办: answered on the spot, no unit involved."""
         return await execute(
@@ -442,7 +462,7 @@ def build_staff_router() -> APIRouter:
 
     @router.get("/tickets/{ref}", response_model=TicketOut)
     async def get_ticket(
-        tenant: str, ref: str, deps: DepsDep, p: CallerDep, with_history: Annotated[bool, Query()] = False
+        tenant: TenantPath, ref: RefPath, deps: DepsDep, p: CallerDep, with_history: Annotated[bool, Query()] = False
     ) -> Any:
         """A ticket by id or 工单编号 (reporter masked, or withheld for confidential reports and 举报)."""
         async with deps.sessions() as s:
@@ -451,7 +471,7 @@ def build_staff_router() -> APIRouter:
         return ticket_out(t, rows)
 
     @router.get("/tickets/{ref}/history", response_model=list[HistoryOut])
-    async def get_history(tenant: str, ref: str, deps: DepsDep, p: CallerDep) -> Any:
+    async def get_history(tenant: TenantPath, ref: RefPath, deps: DepsDep, p: CallerDep) -> Any:
         """The 流转记录 of a ticket, oldest first."""
         async with deps.sessions() as s:
             t = await visible_ticket(deps, s, p, tenant, ref)
@@ -460,14 +480,14 @@ def build_staff_router() -> APIRouter:
 
     @router.get("/worklist", response_model=WorklistPage)
     async def worklist(
-        tenant: str,
+        tenant: TenantPath,
         deps: DepsDep,
         p: CallerDep,
         status: Annotated[list[domain.Status] | None, Query()] = None,
         sla_colour: Annotated[Literal["green", "yellow", "red"] | None, Query()] = None,
-        grid_code: Annotated[str | None, Query(max_length=32)] = None,
-        category_code: Annotated[str | None, Query(max_length=32)] = None,
-        unit_code: Annotated[str | None, Query(max_length=64, description="平台角色可按单位筛选")] = None,
+        grid_code: Annotated[str | None, Query(max_length=32, pattern=CODE)] = None,
+        category_code: Annotated[str | None, Query(max_length=32, pattern=CODE)] = None,
+        unit_code: Annotated[str | None, Query(max_length=64, pattern=CODE, description="平台角色可按单位筛选")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> Any:
@@ -520,8 +540,8 @@ def build_staff_router() -> APIRouter:
 
     @router.post("/tickets/{ref}/attachments", status_code=201)
     async def upload(
-        tenant: str,
-        ref: str,
+        tenant: TenantPath,
+        ref: RefPath,
         deps: DepsDep,
         p: CallerDep,
         photos: Annotated[list[UploadFile], File(description="办理结果照片：JPEG/PNG/WebP/HEIC")],
@@ -536,7 +556,7 @@ def build_staff_router() -> APIRouter:
         return {"ids": [str(i) for i in ids]}
 
     @router.get("/tickets/{ref}/attachments")
-    async def list_attachments(tenant: str, ref: str, deps: DepsDep, p: CallerDep) -> list[dict[str, Any]]:
+    async def list_attachments(tenant: TenantPath, ref: RefPath, deps: DepsDep, p: CallerDep) -> list[dict[str, Any]]:
         """Photos of the report and of the replies."""
         async with deps.sessions() as s:
             t = await visible_ticket(deps, s, p, tenant, ref)
@@ -544,7 +564,9 @@ def build_staff_router() -> APIRouter:
         return describe(rows)
 
     @router.get("/tickets/{ref}/attachments/{attachment_id}")
-    async def get_attachment(tenant: str, ref: str, attachment_id: uuid.UUID, deps: DepsDep, p: CallerDep) -> Response:
+    async def get_attachment(
+        tenant: TenantPath, ref: RefPath, attachment_id: uuid.UUID, deps: DepsDep, p: CallerDep
+    ) -> Response:
         """One photo's bytes."""
         async with deps.sessions() as s:
             t = await visible_ticket(deps, s, p, tenant, ref)
@@ -557,7 +579,7 @@ def build_staff_router() -> APIRouter:
     # ---- personal information (audited) -------------------------------------------------------
 
     @router.post("/tickets/{ref}/contact", response_model=ContactOut)
-    async def view_contact(tenant: str, ref: str, body: ContactViewIn, deps: DepsDep, p: CallerDep) -> Any:
+    async def view_contact(tenant: TenantPath, ref: RefPath, body: ContactViewIn, deps: DepsDep, p: CallerDep) -> Any:
         """The reporter's phone and openid in clear, for the 12345 platform's 回访 only; every view is audited."""
         if p.kind != "staff" or p.role != "platform":
             raise ApiError(403, "role_not_allowed", "只有平台回访人员可以查看来电人联系方式")
@@ -583,7 +605,7 @@ def build_staff_router() -> APIRouter:
         return ContactOut(ticket_no=t.ticket_no, phone=phone, openid=openid, audited_at=now)
 
     @router.get("/tickets/{ref}/contact-views", response_model=list[ContactViewOut])
-    async def contact_views(tenant: str, ref: str, deps: DepsDep, p: CallerDep) -> Any:
+    async def contact_views(tenant: TenantPath, ref: RefPath, deps: DepsDep, p: CallerDep) -> Any:
         """Who viewed this reporter's contact data in clear, when and why."""
         if p.kind != "staff" or p.role not in ("platform", "supervisor"):
             raise ApiError(403, "role_not_allowed", "无权查看审计记录")

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from gridline_boot.http import ApiError
@@ -26,15 +26,15 @@ from gridline_contracts.intake import OrderOrigin, ReporterRef
 from . import domain, handlers, store
 from .access import DepsDep, SignedDep
 from .api import admit, new_query_code, seal_contact
+from .inputs import Input
 
 DEMAND = {"咨询": "consult", "求助": "help", "投诉": "complaint", "举报": "report", "建议": "suggestion"}
 PRIORITY = {"特急": "critical", "紧急": "urgent", "一般": "normal"}
 
 
-class HotlineOrderIn(BaseModel):
+class HotlineOrderIn(Input):
     """A 12345 work order as the hotline platform records it (domain §7.2)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     external_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="平台工单号")
     call_time: datetime = Field(description="来电时间（带时区）")
     caller_name: str | None = Field(default=None, max_length=50)
