@@ -191,11 +191,12 @@ def run_sample(c: httpx.Client, s: stackmod.Stack, title: str, body: dict[str, A
 
     def settled() -> Any:
         t = c.get(f"{intake}/v1/tenants/{TENANT}/tickets/{tid}", headers=s.staff_headers(TENANT)).json()
-        return t if t["status"] in ("dispatched", "awaiting_manual") else None
+        return t if t["status"] in ("dispatched", "awaiting_manual", "merged") else None
 
     t = wait_for(settled) or {}
     routed_ms = (time.monotonic() - t0) * 1000
-    decisions = c.get(f"{routing}/v1/tenants/{TENANT}/tickets/{tid}/decisions").json()
+    r = c.get(f"{routing}/v1/tenants/{TENANT}/tickets/{tid}/decisions")
+    decisions = r.json() if r.status_code == 200 else []
     clock = (
         wait_for(
             lambda: (x := c.get(f"{escalation}/v1/tenants/{TENANT}/clocks/{tid}")).status_code == 200 and x.json(),
@@ -240,6 +241,8 @@ def print_summary(s: stackmod.Stack, rows: list[dict[str, Any]]) -> None:
         print(f"  工单编号 {a['ticket_no']}  查询码 {a['query_code']}  status → {t.get('status')}")
         if t.get("status") == "dispatched":
             print(f"  派至 {t['unit_code']}  网格 {t.get('grid_code')}  规则 {d.get('rule_id')}")
+        elif t.get("status") == "merged":
+            print("  并单: 与一张未办结的同类工单重复（同一地点、时间窗内），诉求人跟随主单进度")
         else:
             print(f"  转人工派单: {d.get('reason_code')}")
         for step in (d.get("trail") or [])[:4]:
