@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_boot.http import ApiError
 
 from . import store
+from .calendar import CalendarGapError, WorkCalendar
 from .domain import Clock
+from .policy import DEFAULT_POLICIES, PolicyError, SlaPolicy, UnknownPolicyError, lookup_policy
 
 
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -41,6 +44,11 @@ class ClockOut(BaseModel):
     next_due_at: datetime | None
     extension_no: int
     stopped_at: datetime | None
+
+
+class CalendarDayIn(BaseModel):
+    is_workday: bool
+    note: str = ""
 
 
 def _out(c: Clock) -> ClockOut:
@@ -100,5 +108,89 @@ def build_router() -> APIRouter:
         """Open clocks by deadline, optionally only 黄牌 (yellow) or 红牌 (red): the overdue board."""
         async with sessions() as s:
             return [_out(c) for c in await store.board(s, tenant, colour, limit)]
+
+    @router.get("/policies")
+    async def list_policies(tenant: str, sessions: Sessions) -> Any:
+        """The policies new tickets are armed with: the tenant's newest versions, then the built-in defaults."""
+        async with sessions() as s:
+            own = await store.tenant_policies(s, tenant)
+        merged = {
+            **{k: ("default", p) for k, p in DEFAULT_POLICIES.items()},
+            **{k: ("tenant", p) for k, p in own.items()},
+        }
+        return [{"source": src, **p.to_dict()} for _, (src, p) in sorted(merged.items())]
+
+    @router.get("/policies/{key}")
+    async def policy_versions(tenant: str, key: str, sessions: Sessions) -> Any:
+        """Every version of one policy, oldest first (open tickets keep the version they were armed with)."""
+        async with sessions() as s:
+            versions = await store.policy_history(s, tenant, key)
+        if not versions and key in DEFAULT_POLICIES:
+            versions = [DEFAULT_POLICIES[key]]
+        if not versions:
+            raise ApiError(404, "unknown_policy", f"未知的时限策略 {key}")
+        return [p.to_dict() for p in versions]
+
+    @router.post("/policies", status_code=201)
+    async def save_policy(tenant: str, body: dict[str, Any], sessions: Sessions) -> Any:
+        """Save a policy as the next version of its key. Validated in full; tickets already open are unaffected."""
+        try:
+            candidate = SlaPolicy.from_dict({**body, "version": 1})
+        except PolicyError as exc:
+            raise ApiError(422, "invalid_policy", "时限策略无效，请检查时限、预警和督办阶梯的设置", str(exc)) from None
+        async with sessions() as s, s.begin():
+            if candidate.sign_policy_key is not None:
+                try:
+                    lookup_policy(candidate.sign_policy_key, await store.tenant_policies(s, tenant))
+                except UnknownPolicyError:
+                    raise ApiError(
+                        422, "unknown_sign_policy", f"签收时限策略 {candidate.sign_policy_key} 不存在，请先创建"
+                    ) from None
+            try:
+                saved = await store.add_policy_version(s, tenant, candidate)
+            except IntegrityError:
+                raise ApiError(409, "policy_version_conflict", "该策略正被他人同时修改，请刷新后重试") from None
+        return saved.to_dict()
+
+    @router.put("/calendar/{day}", status_code=204)
+    async def put_override(tenant: str, day: date, body: CalendarDayIn, sessions: Sessions) -> None:
+        """Mark a day as working day (补班) or rest day (放假) for this tenant; wins over chinese_calendar.
+
+        Entering any day of a year chinese_calendar does not cover declares that year's notice entered:
+        its other days follow Monday–Friday."""
+        async with sessions() as s, s.begin():
+            await store.set_override(s, tenant, day, body.is_workday, body.note)
+
+    @router.delete("/calendar/{day}", status_code=204)
+    async def delete_override(tenant: str, day: date, sessions: Sessions) -> None:
+        """Remove this tenant's override of one day."""
+        async with sessions() as s, s.begin():
+            if not await store.delete_override(s, tenant, day):
+                raise ApiError(404, "override_not_found", "该日期没有本地调整")
+
+    @router.get("/calendar/{year}")
+    async def calendar_year(tenant: str, year: int, sessions: Sessions, request: Request) -> Any:
+        """Whether deadlines can be computed in ``year``, and its working days by month.
+
+        A year neither chinese_calendar nor the tenant's overrides cover answers 409 ``calendar_gap``:
+        enter the State Council holiday notice for it before deadlines reach it."""
+        if not 2004 <= year <= 2100:
+            raise ApiError(422, "bad_year", "年份超出范围（2004–2100）")
+        async with sessions() as s:
+            overrides = await store.overrides(s, tenant)
+        years = {d.year for d in overrides} - set(range(2004, 2027))
+        cal = WorkCalendar(request.app.state.timezone, overrides, override_years=years)
+        try:
+            workdays: dict[int, int] = {}
+            d = date(year, 1, 1)
+            while d.year == year:
+                workdays[d.month] = workdays.get(d.month, 0) + cal.is_workday(d)
+                d = date.fromordinal(d.toordinal() + 1)
+        except CalendarGapError as exc:
+            raise ApiError(
+                409, "calendar_gap", f"{year} 年缺少工作日历数据：请录入国务院办公厅当年放假安排", str(exc)
+            ) from None
+        own = {d.isoformat(): v for d, v in sorted(overrides.items()) if d.year == year}
+        return {"year": year, "workdays_by_month": workdays, "overrides": own}
 
     return router

@@ -38,6 +38,7 @@ def create_app(settings: EscalationSettings) -> FastAPI:
             handlers=escalation.handlers(),
         )
         app.state.sessions = sessions
+        app.state.timezone = settings.timezone
         app.state.runtime = runtime
         await runtime.start()
         if "worker" in settings.roles:

@@ -86,8 +86,27 @@ class Escalation:
                 new, more = domain.stop(c, e.dispatched_at, reason="redispatched")
                 await store.save_clock(session, new)
                 events += more
-        round_no = max((c.round for c in existing), default=-1) + 1
         tenant_policies = await store.tenant_policies(session, env.tenant)
+        try:
+            await self._arm(session, env, e, cal, tenant_policies, existing, events)
+        except CalendarGapError as exc:
+            # Never guess a deadline: the dispatch goes to the dead letters (replay it once the
+            # year's holiday notice is entered as overrides) and the alert counter moves.
+            metrics.CALENDAR_GAPS.inc()
+            log.error("ticket %s: no working-calendar data for %s; enter that year's overrides", e.ticket_no, exc.day)
+            raise
+
+    async def _arm(
+        self,
+        session: AsyncSession,
+        env: Envelope[Any],
+        e: TicketDispatchedV1,
+        cal: WorkCalendar,
+        tenant_policies: dict[str, SlaPolicy],
+        existing: list[Clock],
+        events: list[SlaEvent],
+    ) -> None:
+        round_no = max((c.round for c in existing), default=-1) + 1
         policy = resolve_policy(e.sla_policy_key, e.priority, e.dispatched_at, cal, tenant_policies)
         now = datetime.now(UTC)
         sign_due_at = None
@@ -272,6 +291,6 @@ class Escalation:
                 for e in events
             ]
         await store.save_ticked(session, ticked)
-        await outbox.add(session, store.outbox, envelopes)
+        await store.add_outbox_bulk(session, envelopes)
         metrics.STEPS.inc(len(envelopes))
         return [c.next_due_at for c in clocks if c.next_due_at is not None]
