@@ -47,6 +47,16 @@ class OrderOrigin(BaseModel):
     external_id: str
 
 
+class InspectionSite(BaseModel):
+    """The 点位 a campaign finding (创城督查/测评) was made at; routing finds its 包抓 sponsor by it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    code: str | None = None
+    name: str
+    kind: str  # 农贸市场, 背街小巷, 老旧小区, …
+    batch: str  # the inspection round (督查批次)
+
+
 class TicketReceivedV1(EventData):
     TYPE = "ticket.received"
     VERSION = 1
@@ -66,6 +76,7 @@ class TicketReceivedV1(EventData):
     platform_due_at: datetime | None = None
     reporter: ReporterRef
     origin: OrderOrigin | None = None  # set for orders pushed by an integration (12345, Open311)
+    site: InspectionSite | None = None  # set for campaign inspection findings
 
 
 class TicketDispatchedV1(EventData):

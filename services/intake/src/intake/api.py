@@ -135,6 +135,7 @@ async def admit(
         source=report.origin.integration if report.origin else None,
         external_id=report.origin.external_id if report.origin else None,
         source_hash=source_hash,
+        site=report.site.model_dump() if report.site else None,
     )
     await store.add_history(s, ticket.id, entry, now)
     cid = correlation_id or str(ticket.id)

@@ -38,6 +38,7 @@ from .api_staff import build_staff_router
 from .auth import StaffTokens, parse_integrations
 from .deps import Deps
 from .hotline import build_hotline_router
+from .inspection import build_inspection_router
 from .settings import IntakeSettings
 from .storage import LocalStorage, S3Storage, Storage
 
@@ -98,6 +99,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             storage=storage,
             max_photo_bytes=settings.max_photo_bytes,
             max_photos=settings.max_photos,
+            max_upload_bytes=settings.max_upload_bytes,
         )
         app.state.runtime = runtime
         await runtime.start()
@@ -135,4 +137,5 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         app.include_router(build_router())
         app.include_router(build_staff_router())
         app.include_router(build_hotline_router())
+        app.include_router(build_inspection_router())
     return app

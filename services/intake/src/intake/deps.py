@@ -30,3 +30,4 @@ class Deps:
     storage: Storage = field(default_factory=lambda: LocalStorage(Path("var/intake-attachments")))
     max_photo_bytes: int = 5_000_000
     max_photos: int = 9
+    max_upload_bytes: int = 45_100_000

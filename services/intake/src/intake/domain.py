@@ -30,6 +30,7 @@ from gridline_contracts.intake import (
     Channel,
     DemandType,
     GeoPoint,
+    InspectionSite,
     OrderOrigin,
     Priority,
     ReporterRef,
@@ -172,6 +173,7 @@ class Report:
     reporter: ReporterRef
     platform_due_at: datetime | None = None
     origin: OrderOrigin | None = None
+    site: InspectionSite | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,7 @@ def receive(
         platform_due_at=report.platform_due_at,
         reporter=unit_view_of_reporter(ticket.reporter, ticket.demand_type),
         origin=report.origin,
+        site=report.site,
     )
     history = HistoryEntry("receive", None, Status.RECEIVED, f"{report.channel}", "工单已受理", report.channel)
     return ticket, history, [event]

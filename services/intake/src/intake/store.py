@@ -80,6 +80,7 @@ ticket = Table(
     Column("source", Text),
     Column("external_id", Text),
     Column("source_hash", Text),  # hash of the last accepted push, to tell a repeat from a change
+    Column("site", JSONB),  # InspectionSite of a campaign finding
 )
 Index("ix_ticket_tenant_status", ticket.c.tenant, ticket.c.status)
 # The worklist: one unit's tickets, newest first, with a stable keyset cursor (received_at, id).
@@ -286,9 +287,11 @@ async def insert_ticket(
     source: str | None = None,
     external_id: str | None = None,
     source_hash: str | None = None,
+    site: dict[str, Any] | None = None,
 ) -> None:
     await session.execute(
         ticket.insert().values(
+            site=site,
             id=t.id,
             tenant=t.tenant,
             ticket_no=t.ticket_no,
