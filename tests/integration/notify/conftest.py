@@ -40,6 +40,7 @@ import stack as stackmod  # noqa: E402
 TENANT = "330106"
 TENCENT_ID = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"
 TENCENT_KEY = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
+RECEIPT_TOKEN = "it-receipts"
 
 
 @dataclass
@@ -223,6 +224,7 @@ def rig(stack: Any) -> Iterator[NotifyRig]:
             *(py, "-m", "gridline_fakes", "aliyun-sms", "--port", str(ports["aliyun"])),
             *("--template", "SMS_900000001:order", "--template", "SMS_900000002:order,due"),
             *("--per-minute", "1", "--per-hour", "1000", "--per-day", "1000", "--log-level", "warning"),
+            *("--report-url", f"http://127.0.0.1:{ports['notify']}/v1/receipts/aliyun?token={RECEIPT_TOKEN}"),
         ],
         dict(os.environ),
         log_dir / "aliyun.log",
@@ -233,6 +235,7 @@ def rig(stack: Any) -> Iterator[NotifyRig]:
         [
             *(py, "-m", "gridline_fakes", "tencent-sms", "--port", str(ports["tencent"])),
             *("--template", "1110:2", "--template", "1111:1", "--per-day", "1000", "--log-level", "warning"),
+            *("--report-url", f"http://127.0.0.1:{ports['notify']}/v1/receipts/tencent?token={RECEIPT_TOKEN}"),
         ],
         dict(os.environ),
         log_dir / "tencent.log",
@@ -261,6 +264,7 @@ def rig(stack: Any) -> Iterator[NotifyRig]:
         "SMS_PROVIDER_BASE_URL": aliyun.url,
         "SMS_TEMPLATES": json.dumps({"ticket_received": "SMS_900000001", "ticket_assigned": "SMS_900000002"}),
         "SMS_FAILOVER": json.dumps(failover),
+        "RECEIPT_TOKEN": RECEIPT_TOKEN,
         "SMS_TIMEOUT_S": "1.0",
         "SENDER_PER_PROVIDER_ATTEMPTS": "2",
         "SENDER_BACKOFF_BASE_S": "0.05",

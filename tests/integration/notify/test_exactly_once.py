@@ -180,3 +180,30 @@ def test_per_recipient_rate_limit_defers_the_excess(rig: NotifyRig) -> None:
     wait = datetime.fromisoformat(note["next_attempt_at"]) - datetime.now(UTC)
     assert timedelta(minutes=55) < wait <= timedelta(hours=1)
     assert rig.sent(rig.aliyun, second.data.ticket_no) == [] and rig.sent(rig.tencent, second.data.ticket_no) == []
+
+
+def test_delivery_receipts_from_both_providers_are_applied_once(rig: NotifyRig) -> None:
+    """The fakes push SmsReport / the Tencent callback after each send; notify marks the message delivered."""
+    plain = rig.clock_started(rig.unit(_phone(30)))
+    rig.fault(rig.aliyun, kind="server_error", count=2)  # the next one goes out through Tencent
+    over = rig.clock_started(rig.unit(_phone(31)))
+    rig.publish(over)
+    rig.settled(str(over.data.ticket_id))
+    rig.publish(plain)
+    for env, provider in ((plain, "aliyun"), (over, "tencent")):
+        note = rig.wait_note(str(env.data.ticket_id), lambda n: n["delivery"] == "delivered")
+        assert (note["status"], note["provider"]) == ("sent", provider) and note["delivered_at"]
+    # Providers re-push: the same report again changes nothing; a FAIL for a delivered one does not demote it.
+    (msg,) = rig.sent(rig.tencent, over.data.ticket_no)
+    url = f"{rig.notify.url}/v1/receipts/tencent?token=it-receipts"
+    fail = {"user_receive_time": "2026-11-22 12:00:00", "nationcode": "86", "mobile": "13900000000"}
+    fail |= {"report_status": "FAIL", "errmsg": "MK:0001", "description": "失败", "sid": msg["provider_id"]}
+    r = httpx.post(url, json=[fail])
+    assert r.json() == {"result": 0, "errmsg": "OK"}
+    assert rig.notifications(str(over.data.ticket_id))[0]["delivery"] == "delivered"
+    unknown = httpx.post(url, json=[fail | {"sid": "5000:does-not-exist"}])
+    assert unknown.status_code == 200  # stored unmatched; the provider must not re-push forever
+    assert httpx.post(url, json={"sid": "x"}).json()["error"]["code"] == "invalid_receipt"
+    assert httpx.post(url.replace("it-receipts", "wrong"), json=[]).json()["error"]["code"] == "bad_receipt_token"
+    garbage = httpx.post(f"{rig.notify.url}/v1/receipts/aliyun?token=it-receipts", content=b"not json")
+    assert garbage.status_code == 422 and garbage.json()["error"]["code"] == "invalid_receipt"

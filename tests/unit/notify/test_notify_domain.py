@@ -195,3 +195,47 @@ def test_receipt_is_held_for_platform_orders_not_for_someone_using_the_app() -> 
     assert req.holdable and not req.urgent
     urgent = hotline.model_copy(update={"priority": "urgent"})
     assert domain.on_ticket_received(eid, urgent)[0].urgent
+
+
+def test_delivery_state_from_receipts() -> None:
+    ok = domain.Receipt("aliyun", "k", None, "biz", True, "DELIVERED", NOW)
+    bad = domain.Receipt("aliyun", "k2", None, "biz", False, "MK:0001", NOW)
+    assert domain.delivery_after("sent", ok) == "delivered"
+    assert domain.delivery_after("sent", bad) == "failed"
+    assert domain.delivery_after("delivered", bad) == "delivered"  # out-of-order re-push
+    assert domain.delivery_after("failed", ok) == "delivered"
+    assert domain.delivery_after("expired", ok) == "delivered"
+
+
+def test_sla_events_reach_the_roles_they_name() -> None:
+    from gridline_contracts.escalation import EscalationRaisedV1, SlaBreachedV1, SlaWarnedV1
+
+    due = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
+    common = {"ticket_id": uuid.UUID(int=5), "ticket_no": "N1", "unit_code": "U1", "policy_key": "p", "due_at": due}
+    (warn,) = domain.on_sla_warned(
+        uuid.UUID(int=1), SlaWarnedV1(**common, grid_code="G1", warn_at=NOW, detected_at=NOW)
+    )
+    assert (warn.template, warn.recipient.table_kind, warn.recipient.ref) == ("sla_warning", "unit", "U1")
+    assert warn.params == {"order": "N1", "due": "11月30日17:30"} and warn.urgent
+    breached = domain.on_sla_breached(uuid.UUID(int=2), SlaBreachedV1(**common, detected_at=NOW))
+    assert [(r.recipient.kind, r.recipient.table_kind) for r in breached] == [("unit", "unit"), ("unit", "unit_head")]
+    assert len({r.dedupe_key for r in breached}) == 2
+    esc = EscalationRaisedV1(
+        **common,
+        grid_code="G1",
+        step_index=2,
+        step_code="S2",
+        action="supervision_notice",
+        recipients=["unit_head", "grid_head", "supervisor", "unit_head"],
+        scheduled_at=NOW,
+        raised_at=NOW,
+    )
+    reqs = domain.on_escalation(uuid.UUID(int=3), esc)
+    assert [(r.recipient.kind, r.recipient.table_kind, r.recipient.ref) for r in reqs] == [
+        ("unit", "unit_head", "U1"),
+        ("grid_staff", "grid_head", "G1"),
+        ("supervisor", "supervisor", "*"),
+    ]
+    assert reqs[0].params == {"order": "N1", "action": "督办"}
+    no_grid = domain.on_escalation(uuid.UUID(int=4), esc.model_copy(update={"grid_code": None}))
+    assert "grid_head" not in [r.recipient.table_kind for r in no_grid]

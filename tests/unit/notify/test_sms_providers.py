@@ -663,3 +663,63 @@ def test_cli_builds_configured_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fake.templates == {"1": 1, "2": 0}
     assert fake.sdk_app_ids == frozenset({"1400000001"})
     assert fake.flow_limits == fake_tencent.FlowLimits(per_day=3)
+
+
+# --- settling a doubtful send: the query APIs ---------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["v3", "v2"])
+async def test_aliyun_query_send_details_finds_a_send_by_out_id(version: str) -> None:
+    app = fake_aliyun.create_app(fake_aliyun.DEFAULT_KEYS)
+    async with asgi(app, "https://dysmsapi.aliyuncs.com") as http:
+        client = aliyun(http, signature_version=version)
+        before = time.time() - 5
+        assert (await client.send(aliyun_msg(out_id="a-1"))).outcome == "sent"
+        found = await client.lookup(PHONE, "a-1", before)
+        assert (found.state, found.code) == ("sent", "DELIVERED")
+        assert (await client.lookup(PHONE, "a-2", before)).state == "not_found"
+        assert (await client.lookup("13900000000", "a-1", before)).state == "not_found"
+        raw = (await http.get("/_fake/messages")).json()
+        assert len(raw) == 1  # looking up sends nothing
+
+
+async def test_aliyun_lookup_failure_is_unknown_never_not_found() -> None:
+    app = fake_aliyun.create_app({"testId": "otherSecret"})  # every call fails its signature
+    async with asgi(app, "https://dysmsapi.aliyuncs.com") as http:
+        found = await aliyun(http).lookup(PHONE, "a-1", time.time())
+    assert (found.state, found.code) == ("unknown", "SignatureDoesNotMatch")
+
+
+async def test_aliyun_stall_fault_sends_nothing_and_times_out() -> None:
+    app = fake_aliyun.create_app(fake_aliyun.DEFAULT_KEYS)
+    async with serve(app) as url, asgi(app, url) as control:
+        await inject(control, kind="stall", delay_s=1.0)
+        async with httpx.AsyncClient(base_url=url) as http:
+            client = aliyun(http, timeout_s=0.3)
+            result = await client.send(aliyun_msg(out_id="s-1"))
+            assert (result.outcome, result.code) == ("ambiguous", "transport.ReadTimeout")
+            assert (await client.lookup(PHONE, "s-1", time.time() - 5)).state == "not_found"
+
+
+async def test_tencent_pull_by_phone_and_queue() -> None:
+    app = fake_tencent.create_app(fake_tencent.DEFAULT_KEYS)
+    async with asgi(app, "https://sms.tencentcloudapi.com") as http:
+        client = tencent(http)
+        before = time.time() - 5
+        sent = await client.send(tencent_msg(out_id="t-1"))
+        assert sent.outcome == "sent"
+        found = await client.lookup(PHONE, "t-1", before)
+        assert (found.state, found.provider_message_id) == ("sent", sent.provider_message_id)
+        assert (await client.lookup(PHONE, "t-2", before)).state == "not_found"
+        queue = await client.pull_reports()
+        assert queue is not None and [r["SessionContext"] for r in queue] == ["t-1"]
+        assert await client.pull_reports() == []  # each report is handed out once
+
+
+async def test_tencent_faults_do_not_hit_queries() -> None:
+    app = fake_tencent.create_app(fake_tencent.DEFAULT_KEYS)
+    async with asgi(app, "https://sms.tencentcloudapi.com") as http:
+        client = tencent(http)
+        await inject(http, kind="server_error")
+        assert (await client.lookup(PHONE, "t-1", time.time())).state == "not_found"
+        assert (await client.send(tencent_msg())).code == "http.502"  # the fault waited for the send

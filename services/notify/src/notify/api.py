@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import json
 import uuid
 from datetime import datetime, time
 from typing import Annotated, Any
@@ -13,7 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gridline_boot.http import ApiError
 from gridline_pii import InvalidPhone, Keyring, mask_phone, normalize_phone
 
-from . import store
+from . import receipts, store
+from .domain import ROLES
+
+# "unit" is a unit's liaison (联络员); the others are directory roles, keyed by unit code, grid code,
+# or "*" for tenant-wide roles (district leader, supervisor).
+RECIPIENT_KINDS = ("unit", "grid_staff", *(r for r in ROLES if r != "unit_liaison"))
 
 
 class RecipientIn(BaseModel):
@@ -40,6 +47,8 @@ class NotificationOut(BaseModel):
     provider: str | None
     last_code: str | None
     next_attempt_at: datetime | None = None
+    delivery: str = "pending"  # pending | sent | delivered | failed | expired
+    delivered_at: datetime | None = None
 
 
 class AttemptOut(BaseModel):
@@ -87,8 +96,10 @@ def build_router() -> APIRouter:
     @router.put("/recipients/{kind}/{ref}", response_model=RecipientOut)
     async def put_recipient(tenant: str, kind: str, ref: str, body: RecipientIn, sessions: Sessions, pii: Pii) -> Any:
         """Set who receives a unit's (or grid's) notifications. The number is sealed; only its mask comes back."""
-        if kind not in ("unit", "grid_staff", "supervisor"):
-            raise ApiError(422, "invalid_recipient_kind", "接收人类型应为 unit、grid_staff 或 supervisor")
+        if kind not in RECIPIENT_KINDS:
+            raise ApiError(
+                422, "invalid_recipient_kind", f"接收人类型应为 {'、'.join(RECIPIENT_KINDS)} 之一（unit 即单位联络员）"
+            )
         try:
             phone = normalize_phone(body.phone)
         except InvalidPhone as exc:
@@ -122,6 +133,8 @@ def build_router() -> APIRouter:
                 provider=r.provider,
                 last_code=r.last_code,
                 next_attempt_at=r.next_attempt_at,
+                delivery=r.delivery,
+                delivered_at=r.delivered_at,
             )
             for r in rows
         ]
@@ -143,5 +156,51 @@ def build_router() -> APIRouter:
         if rows is None:
             raise ApiError(404, "notification_not_found", "没有这条通知")
         return [AttemptOut.model_validate(r, from_attributes=True) for r in rows]
+
+    return router
+
+
+def build_receipts_router(token: str | None) -> APIRouter:
+    """Where Aliyun (SmsReport) and Tencent (status callback) push delivery receipts.
+
+    The providers sign nothing here: the URL configured in their consoles carries ``?token=`` when a
+    token is set, and the endpoints are meant to sit behind an IP allow-list of the providers.
+    """
+    router = APIRouter(prefix="/v1/receipts", tags=["receipts"])
+
+    def check(request: Request) -> None:
+        given = request.query_params.get("token", "")
+        if token is not None and not hmac.compare_digest(given.encode(), token.encode()):
+            raise ApiError(403, "bad_receipt_token", "回执地址的令牌不正确")
+
+    async def body(request: Request) -> Any:
+        try:
+            return json.loads(await request.body())
+        except ValueError as exc:
+            raise ApiError(422, "invalid_receipt", "回执不是合法的 JSON") from exc
+
+    @router.post("/aliyun")
+    async def aliyun_report(request: Request, sessions: Sessions, pii: Pii) -> dict[str, Any]:
+        """Aliyun SmsReport push: answers ``{"code":0,"msg":"接收成功"}`` as Aliyun expects."""
+        check(request)
+        try:
+            parsed = receipts.parse_aliyun(await body(request), pii.hmac_key())
+        except receipts.BadReceipt as exc:
+            raise ApiError(422, "invalid_receipt", f"回执格式不正确: {exc}") from exc
+        async with sessions() as s, s.begin():
+            await receipts.ingest(s, parsed)
+        return {"code": 0, "msg": "接收成功"}
+
+    @router.post("/tencent")
+    async def tencent_report(request: Request, sessions: Sessions) -> dict[str, Any]:
+        """Tencent SMS status callback: answers ``{"result":0,"errmsg":"OK"}``."""
+        check(request)
+        try:
+            parsed = receipts.parse_tencent_callback(await body(request))
+        except receipts.BadReceipt as exc:
+            raise ApiError(422, "invalid_receipt", f"回执格式不正确: {exc}") from exc
+        async with sessions() as s, s.begin():
+            await receipts.ingest(s, parsed)
+        return {"result": 0, "errmsg": "OK"}
 
     return router

@@ -16,7 +16,7 @@ from gridline_messaging.runtime import MessagingRuntime
 from gridline_pii import Keyring
 
 from . import store
-from .api import build_router
+from .api import build_receipts_router, build_router
 from .domain import RetryPolicy, TenantLimits
 from .handlers import Handlers
 from .providers.aliyun_sms import AliyunSmsClient
@@ -132,6 +132,8 @@ def create_app(settings: NotifySettings) -> FastAPI:
                 poll_interval_s=settings.sender_poll_interval_s,
                 interrupted_after_s=settings.interrupted_after_s,
                 default_limits=default_limits(settings),
+                receipt_expiry_s=settings.receipt_expiry_s,
+                pull_tencent_receipts=settings.tencent_pull_receipts,
             )
             runtime.tasks.start("sender", sender.run(), sender.stop)
         try:
@@ -148,4 +150,6 @@ def create_app(settings: NotifySettings) -> FastAPI:
     app.state.pii = pii
     if "api" in settings.roles:
         app.include_router(build_router())
+        token = settings.receipt_token.get_secret_value() if settings.receipt_token else None
+        app.include_router(build_receipts_router(token))
     return app

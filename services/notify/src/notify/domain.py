@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from gridline_contracts.escalation import SlaClockStartedV1
+from gridline_contracts.escalation import EscalationRaisedV1, SlaBreachedV1, SlaClockStartedV1, SlaWarnedV1
 from gridline_contracts.intake import TicketReceivedV1
 from gridline_contracts.notify import NotificationFailedV1, NotificationSentV1, RecipientKind
 
@@ -20,6 +21,11 @@ class Recipient:
     kind: RecipientKind
     ref: str  # unit code, or "token" when the address is the sealed contact token itself
     contact_token: str | None = None  # intake's sealed phone (reporters)
+    role: str | None = None  # the directory role (recipient table kind); None: same as `kind`
+
+    @property
+    def table_kind(self) -> str:
+        return self.role or self.kind
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,81 @@ def on_clock_started(event_id: uuid.UUID, e: SlaClockStartedV1) -> list[Notifica
             params={"order": e.ticket_no, "due": due},
         )
     ]
+
+
+# --- who hears what on the SLA clock (黄牌, 红牌, the supervision ladder) ------------------------------
+
+# Directory role → (the contract's recipient kind, which code identifies the recipient).
+ROLE_KIND: dict[str, tuple[RecipientKind, str]] = {
+    "unit_liaison": ("unit", "unit"),
+    "unit_deputy_head": ("unit", "unit"),
+    "unit_head": ("unit", "unit"),
+    "grid_head": ("grid_staff", "grid"),
+    "street_leader": ("supervisor", "unit"),
+    "sponsor_unit": ("supervisor", "grid"),
+    "sponsor_leader": ("supervisor", "grid"),
+    "district_leader": ("supervisor", "tenant"),
+    "supervisor": ("supervisor", "tenant"),
+}
+ROLES = tuple(ROLE_KIND)
+ACTION_LABEL = {
+    "reminder": "催办",
+    "overdue_notice": "催办通知",
+    "supervision_notice": "督办",
+    "pinned_supervision": "挂牌督办",
+    "circular": "通报",
+    "interview": "约谈",
+    "accountability": "问责",
+}
+
+
+def role_recipient(role: str, unit_code: str, grid_code: str | None) -> Recipient | None:
+    """The recipient-table entry a role resolves to (the liaison is the unit's own row, kind "unit")."""
+    kind, scope = ROLE_KIND[role]
+    ref = {"unit": unit_code, "grid": grid_code, "tenant": "*"}[scope]
+    if ref is None:
+        return None
+    return Recipient(kind, ref, role=None if role == "unit_liaison" else role)
+
+
+def _for_roles(
+    event_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    roles: Sequence[str],
+    unit: str,
+    grid: str | None,
+    template: str,
+    params: dict[str, str],
+) -> list[NotificationRequest]:
+    out = []
+    for role in dict.fromkeys(roles):
+        r = role_recipient(role, unit, grid)
+        if r is not None:
+            key = f"{event_id}:{role}:{r.ref}"
+            out.append(NotificationRequest(key, ticket_id, template, r, params, urgent=True))
+    return out
+
+
+def on_sla_warned(event_id: uuid.UUID, e: SlaWarnedV1) -> list[NotificationRequest]:
+    """黄牌: the unit's liaison is told the deadline is near."""
+    due = e.due_at.astimezone(SHANGHAI).strftime("%m月%d日%H:%M")
+    params = {"order": e.ticket_no, "due": due}
+    return _for_roles(event_id, e.ticket_id, ["unit_liaison"], e.unit_code, e.grid_code, "sla_warning", params)
+
+
+def on_sla_breached(event_id: uuid.UUID, e: SlaBreachedV1) -> list[NotificationRequest]:
+    """红牌: the liaison and the unit head are told the ticket is overdue."""
+    due = e.due_at.astimezone(SHANGHAI).strftime("%m月%d日%H:%M")
+    params = {"order": e.ticket_no, "due": due}
+    roles = ["unit_liaison", "unit_head"]
+    return _for_roles(event_id, e.ticket_id, roles, e.unit_code, e.grid_code, "sla_breached", params)
+
+
+def on_escalation(event_id: uuid.UUID, e: EscalationRaisedV1) -> list[NotificationRequest]:
+    """One rung of the ladder: everyone the rung names, by role (催办 → 督办 → 挂牌 …)."""
+    params = {"order": e.ticket_no, "action": ACTION_LABEL.get(e.action, e.action)}
+    roles = [r for r in e.recipients if r in ROLE_KIND]
+    return _for_roles(event_id, e.ticket_id, roles, e.unit_code, e.grid_code, "escalation_raised", params)
 
 
 Outcome = Literal["sent", "rejected", "retryable", "ambiguous"]
@@ -260,3 +341,33 @@ def rate_deferral(now: datetime, recent: RecentSends, limits: TenantLimits) -> d
     if limits.per_recipient_day is not None and recent.day >= limits.per_recipient_day:
         waits.append((recent.oldest_in_day or now) + timedelta(days=1))
     return max(waits) if waits else None
+
+
+# --- delivery receipts (issue item 6) ---------------------------------------------------------------
+
+Delivery = Literal["pending", "sent", "delivered", "failed", "expired"]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A carrier's status report as the provider pushed (or we pulled) it, normalised."""
+
+    provider: str
+    key: str  # provider's own id for the report: "<biz_id>:<phone hash>" (Aliyun) or the SerialNo (Tencent)
+    out_id: str | None  # our attempt id when the provider echoes it
+    provider_message_id: str | None
+    delivered: bool
+    code: str
+    reported_at: datetime | None
+
+
+def delivery_after(current: Delivery, r: Receipt) -> Delivery:
+    """Receipts are at-least-once and may arrive out of order: ``delivered`` is final."""
+    if current == "delivered":
+        return current
+    return "delivered" if r.delivered else "failed"
+
+
+def expire_after(sent_at: datetime, now: datetime, window: timedelta) -> bool:
+    """A send with no receipt for this long is ``expired`` (Aliyun stops re-pushing after ~16 min)."""
+    return now - sent_at >= window

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridline_contracts.envelope import Envelope, EventData
-from gridline_contracts.escalation import SlaClockStartedV1
+from gridline_contracts.escalation import EscalationRaisedV1, SlaBreachedV1, SlaClockStartedV1, SlaWarnedV1
 from gridline_contracts.intake import TicketReceivedV1
 from gridline_messaging.consumer import Handler
 from gridline_pii import Keyring, KeyringError, lookup_hash, mask_phone
@@ -31,7 +31,22 @@ class Handlers:
 
     def table(self) -> dict[type[EventData], Handler]:
         """Every event notify acts on → its handler."""
-        return {TicketReceivedV1: self.on_ticket_received, SlaClockStartedV1: self.on_clock_started}
+        return {
+            TicketReceivedV1: self.on_ticket_received,
+            SlaClockStartedV1: self.on_clock_started,
+            SlaWarnedV1: self.on_sla_warned,
+            SlaBreachedV1: self.on_sla_breached,
+            EscalationRaisedV1: self.on_escalation,
+        }
+
+    async def on_sla_warned(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        await self._record(session, env, domain.on_sla_warned(env.id, env.data))
+
+    async def on_sla_breached(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        await self._record(session, env, domain.on_sla_breached(env.id, env.data))
+
+    async def on_escalation(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        await self._record(session, env, domain.on_escalation(env.id, env.data))
 
     async def on_ticket_received(self, session: AsyncSession, env: Envelope[Any]) -> None:
         await self._record(session, env, domain.on_ticket_received(env.id, env.data))
@@ -86,9 +101,9 @@ class Handlers:
                 log.error("contact token does not open with the transit keyring")
                 return None, "—", "failed", "bad_contact_token", None
             return self.pii.seal(phone, PHONE_PURPOSE), mask_phone(phone), "pending", None, self._hash(phone)
-        row = await store.get_recipient(session, tenant, r.kind, r.ref)
+        row = await store.get_recipient(session, tenant, r.table_kind, r.ref)
         if row is None:
-            log.warning("no %s recipient %s in tenant %s", r.kind, r.ref, tenant)
+            log.warning("no %s recipient %s in tenant %s", r.table_kind, r.ref, tenant)
             return None, "—", "failed", "no_recipient", None
         phone = self.pii.open(row.phone_sealed, PHONE_PURPOSE)
         return row.phone_sealed, row.masked, "pending", None, self._hash(phone)

@@ -17,3 +17,6 @@ DEFERRALS = Counter("notify_deferrals_total", "Messages deferred by rate limits 
 DEAD = Counter("notify_failed_total", "Messages that failed for good (dead letters), by code.", ["channel", "code"])
 AMBIGUOUS = Counter("notify_ambiguous_total", "Sends interrupted mid-call and held back from resending.")
 SETTLED = Counter("notify_settled_total", "Ambiguous sends settled by provider lookups.", ["provider", "result"])
+RECEIPTS = Counter(
+    "notify_receipts_total", "Carrier delivery receipts received, by provider and result.", ["provider", "result"]
+)

@@ -32,7 +32,7 @@ from gridline_contracts.envelope import Envelope
 from gridline_messaging import outbox
 from gridline_pii import Keyring
 
-from . import domain, metrics, store
+from . import domain, metrics, receipts, store
 from .providers.base import Lookup, SendResult, SmsMessage, SmsProvider
 from .settings import TemplateRef
 
@@ -87,6 +87,8 @@ class Sender:
         poll_interval_s: float = 0.2,
         interrupted_after_s: float | None = None,
         default_limits: domain.TenantLimits | None = None,
+        receipt_expiry_s: float = 72 * 3600,
+        pull_tencent_receipts: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         if not routes:
@@ -103,6 +105,8 @@ class Sender:
         self.interrupted_after_s = interrupted_after_s or call_timeout_s * 4 + 5
         self.rng = rng or random.Random()
         self.default_limits = default_limits or domain.TenantLimits()
+        self.receipt_expiry_s = receipt_expiry_s
+        self.pull_tencent_receipts = pull_tencent_receipts
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
 
@@ -235,6 +239,7 @@ class Sender:
             self._count(row, a, nxt)
         async with self.sessions() as s, s.begin():
             await store.finish_many(s, notes, attempts)
+            await receipts.adopt(s, [n["b_id"] for n in attempts if n["outcome"] == "sent"])
             await outbox.add(s, store.outbox, events)
 
     def _progress(self, row: Any) -> domain.Progress:
@@ -263,6 +268,7 @@ class Sender:
             "last_error": None if nxt.status == "sent" else a.message[:500],
             "sent_at": now if nxt.status == "sent" else None,
             "next_attempt_at": nxt.next_attempt_at,
+            "delivery": {"sent": "sent", "failed": "failed"}.get(nxt.status, "pending"),
         }
 
     @staticmethod
@@ -294,10 +300,33 @@ class Sender:
         """Rows a killed process left ``sending`` become ``ambiguous`` (to be settled, not resent)."""
         async with self.sessions() as s, s.begin():
             stuck = await store.mark_interrupted_sends(s, now - timedelta(seconds=self.interrupted_after_s), now)
+            expired = await store.expire_unreported(s, now - timedelta(seconds=self.receipt_expiry_s))
+        if expired:
+            log.info("%d sent notification(s) got no carrier receipt in time: delivery expired", expired)
+        if self.pull_tencent_receipts:
+            await self.pull_receipts()
         if stuck:
             metrics.AMBIGUOUS.inc(stuck)
             log.warning("%d notification(s) were interrupted mid-send; settling them from provider records", stuck)
         return stuck
+
+    async def pull_receipts(self) -> int:
+        """Drain Tencent's PullSmsSendStatus queue into the receipts (for accounts without a callback URL)."""
+        route = self.by_name.get("tencent")
+        pull = getattr(route.provider, "pull_reports", None) if route else None
+        if pull is None:
+            return 0
+        total = 0
+        for _ in range(10):
+            items = await pull(100)
+            if not items:
+                break
+            async with self.sessions() as s, s.begin():
+                new, _matched = await receipts.ingest(s, receipts.parse_tencent_pull(items))
+            total += new
+            if len(items) < 100:
+                break
+        return total
 
     async def settle_due(self, now: datetime) -> int:
         lease = self.call_timeout_s * 3 + 5
@@ -338,6 +367,7 @@ class Sender:
             for row, at in later:
                 await store.reschedule(s, row.id, at)
             await store.finish_many(s, notes, attempts)
+            await receipts.adopt(s, [a["b_id"] for a in attempts if a["outcome"] == "sent"])
             await outbox.add(s, store.outbox, events)
         return len(settled)
 

@@ -33,7 +33,7 @@ class NotifySettings(ServiceSettings):
     http_port: int = 8004
     # Where events come from; overridable so a test or a staging copy can run on private topics.
     consumer_group: str = "notify"
-    consume_topics: list[str] = [TICKETS.name, SLA.name]
+    consume_topics: list[str] = [TICKETS.name, SLA.name]  # events notify has no rule for are skipped
     pii_key: SecretStr = Field(description="seals recipients' numbers at rest in notify")
     pii_transit_key: SecretStr = Field(description="opens contact tokens carried in intake's events")
     sms_provider: Literal["aliyun", "tencent"] = "aliyun"
@@ -47,6 +47,9 @@ class NotifySettings(ServiceSettings):
     sms_templates: dict[str, str] = {
         "ticket_received": "SMS_900000001",
         "ticket_assigned": "SMS_900000002",
+        "sla_warning": "SMS_900000003",  # order, due
+        "sla_breached": "SMS_900000004",  # order, due
+        "escalation_raised": "SMS_900000005",  # order, action
     }
     # Tried only when the primary has definitely not sent a message (reference §0.2, §4.3).
     sms_failover: SmsProviderConfig | None = None
@@ -66,4 +69,8 @@ class NotifySettings(ServiceSettings):
     quiet_end: time = time(8, 0)
     per_recipient_hour: int | None = Field(default=None, ge=1)
     per_recipient_day: int | None = Field(default=50, ge=1, description="Aliyun's notification default (§1.7)")
+    # Receipts: the token the providers' console URLs carry; sends with no receipt this long expire.
+    receipt_token: SecretStr | None = None
+    receipt_expiry_s: float = Field(default=72 * 3600, gt=0)
+    tencent_pull_receipts: bool = Field(default=False, description="also pull Tencent's PullSmsSendStatus queue")
     interrupted_after_s: float | None = Field(default=None, gt=0, description="a 'sending' row this old is orphaned")

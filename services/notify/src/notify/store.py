@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     bindparam,
+    case,
     func,
     select,
     text,
@@ -68,6 +69,9 @@ notification = Table(
     # Keyed HMAC of the number (gridline_pii.lookup_hash): counts sends per recipient, reveals nothing.
     Column("recipient_hash", Text),
     Column("urgent", Boolean, nullable=False, server_default=text("false")),
+    # pending → sent → delivered | failed (carrier receipt) | expired (no receipt in time)
+    Column("delivery", Text, nullable=False, server_default="pending"),
+    Column("delivered_at", DateTime(timezone=True)),
 )
 Index(
     "ix_notification_recipient_recent",
@@ -75,6 +79,24 @@ Index(
     notification.c.claimed_at,
     postgresql_where=text("recipient_hash IS NOT NULL"),
 )
+
+# Carrier receipts as received (at-least-once: unique per provider report); never the phone in clear.
+receipt = Table(
+    "receipt",
+    metadata,
+    Column("provider", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("attempt_id", Uuid),  # NULL until it matches one of our attempts (it may arrive first)
+    Column("notification_id", Uuid),
+    Column("out_id", Uuid),
+    Column("provider_message_id", Text),
+    Column("delivered", Boolean, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("reported_at", DateTime(timezone=True)),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+Index("ix_receipt_unmatched", receipt.c.provider_message_id, postgresql_where=text("notification_id IS NULL"))
 
 # A tenant's own delivery limits; tenants without a row use the service defaults (settings).
 tenant_limits = Table(
@@ -260,6 +282,12 @@ _FINISH_NOTIFICATION = (
         last_error=bindparam("last_error"),
         sent_at=bindparam("sent_at"),
         next_attempt_at=bindparam("next_attempt_at"),
+        # A receipt can beat the recording of its own send (Aliyun echoes our attempt id): keep it.
+        delivery=case(
+            # literal SQL: an expanding IN cannot go through executemany
+            (text("notify.notification.delivery IN ('delivered', 'failed')"), notification.c.delivery),
+            else_=bindparam("delivery"),
+        ),
     )
 )
 _FINISH_ATTEMPT = (
@@ -340,6 +368,66 @@ async def claim_unsettled(session: AsyncSession, now: datetime, limit: int, leas
         .where(notification.c.id.in_(ids))
     )
     return list((await session.execute(q)).all())
+
+
+async def match_attempts(
+    session: AsyncSession, provider: str, out_ids: list[uuid.UUID], message_ids: list[str]
+) -> tuple[dict[uuid.UUID, Any], dict[str, Any]]:
+    """Our attempts a batch of receipts refers to: by echoed out id, and by the provider's message id."""
+    cols = (attempt.c.id, attempt.c.notification_id, notification.c.delivery, attempt.c.provider_message_id)
+    base = select(*cols).join(notification, notification.c.id == attempt.c.notification_id)
+    by_id = {r.id: r for r in await session.execute(base.where(attempt.c.id.in_(out_ids)))} if out_ids else {}
+    by_msg = (
+        {
+            r.provider_message_id: r
+            for r in await session.execute(
+                base.where(attempt.c.provider == provider, attempt.c.provider_message_id.in_(message_ids))
+            )
+        }
+        if message_ids
+        else {}
+    )
+    return by_id, by_msg
+
+
+async def add_receipt(session: AsyncSession, **values: Any) -> bool:
+    """Store one receipt; False when this report was already received (providers re-push)."""
+    stmt = insert(receipt).values(**values).on_conflict_do_nothing(index_elements=["provider", "key"])
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+_ADOPT = text(
+    """
+    UPDATE notify.receipt r
+       SET attempt_id = a.id, notification_id = a.notification_id
+      FROM notify.attempt a
+     WHERE r.notification_id IS NULL AND a.id = ANY(:ids) AND r.provider = a.provider
+       AND (r.out_id = a.id OR r.provider_message_id = a.provider_message_id)
+    RETURNING r.notification_id, r.delivered, r.reported_at
+    """
+)
+
+
+async def adopt_early_receipts(session: AsyncSession, attempt_ids: list[uuid.UUID]) -> list[Any]:
+    """Receipts that arrived before we recorded these (sent) attempts: link them now."""
+    if not attempt_ids:
+        return []
+    return list((await session.execute(_ADOPT, {"ids": attempt_ids})).all())
+
+
+async def set_delivery(session: AsyncSession, nid: uuid.UUID, delivery: str, at: datetime | None) -> None:
+    await session.execute(
+        notification.update().where(notification.c.id == nid).values(delivery=delivery, delivered_at=at)
+    )
+
+
+async def expire_unreported(session: AsyncSession, sent_before: datetime) -> int:
+    res = await session.execute(
+        notification.update()
+        .where(notification.c.delivery == "sent", notification.c.sent_at < sent_before)
+        .values(delivery="expired")
+    )
+    return int(res.rowcount)  # type: ignore[attr-defined]
 
 
 async def reschedule(session: AsyncSession, nid: uuid.UUID, at: datetime) -> None:

@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--per-day", type=int)
         p.add_argument("--balance", type=int)
         p.add_argument("--log-level", default="info")
+        p.add_argument("--report-url", help="push a delivery receipt for every accepted send to this URL")
         p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (state is per worker)")
         if name == "aliyun-sms":
             p.add_argument("--per-minute", type=int)
@@ -72,7 +73,12 @@ def _aliyun(args: argparse.Namespace) -> FastAPI:
         per_day=args.per_day if args.per_day is not None else defaults.per_day,
     )
     return aliyun_sms.create_app(
-        keys, sign_names=signs, templates=templates or None, flow_limits=limits, balance=args.balance
+        keys,
+        sign_names=signs,
+        templates=templates or None,
+        flow_limits=limits,
+        balance=args.balance,
+        report_url=args.report_url,
     )
 
 
@@ -100,6 +106,7 @@ def _tencent(args: argparse.Namespace) -> FastAPI:
         templates=templates or None,
         flow_limits=limits,
         balance=args.balance,
+        report_url=args.report_url,
     )
 
 

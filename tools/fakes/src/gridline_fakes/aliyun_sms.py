@@ -51,6 +51,7 @@ import re
 import secrets
 import time
 import urllib.parse
+import urllib.request
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -401,6 +402,35 @@ class AliyunSmsFake:
                 raise AliyunError(200, "isv.BUSINESS_LIMIT_CONTROL", f"触发{label}流控Permits:{limit}")
 
 
+def _sms_report(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "phone_number": m["phone"],
+        "send_time": _beijing(m["at"]),
+        "report_time": _beijing(m["at"]),
+        "success": True,
+        "err_code": "DELIVERED",
+        "err_msg": "用户接收成功",
+        "sms_size": "1",
+        "biz_id": m["provider_id"],
+        "out_id": m["out_id"] or "",
+    }
+
+
+def push_reports(url: str, reports: list[dict[str, Any]]) -> None:
+    """POST a receipt array in the background, once (real providers re-push a few times on failure)."""
+
+    def post() -> None:
+        body = json.dumps(reports, ensure_ascii=False).encode()
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                logger.info("receipt push answered HTTP %s", r.status)
+        except OSError as exc:
+            logger.warning("receipt push failed: %s", type(exc).__name__)
+
+    asyncio.get_running_loop().run_in_executor(None, post)
+
+
 def _beijing(at: float) -> str:
     return datetime.fromtimestamp(at, _BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -471,8 +501,13 @@ def create_app(
     balance: int | None = None,
     timestamp_window_s: float = DEFAULT_TIMESTAMP_WINDOW_S,
     clock: Callable[[], float] = time.time,
+    report_url: str | None = None,
 ) -> FastAPI:
-    """`templates` maps an approved TemplateCode to its variable names; `balance` None = unlimited."""
+    """`templates` maps an approved TemplateCode to its variable names; `balance` None = unlimited.
+
+    With `report_url`, every accepted send is followed by an `SmsReport` push (a JSON array, as
+    Aliyun's HTTP receipt delivery does) reporting it DELIVERED.
+    """
     fake = AliyunSmsFake(
         keys=dict(keys),
         sign_names=frozenset(sign_names),
@@ -513,6 +548,8 @@ def create_app(
             if fault is not None and fault.kind != "delay":
                 raise _fault_error(fault)
             biz_id = fake.accept(params, "v3" if is_v3 else "v2", key_id)
+            if report_url:
+                push_reports(report_url, [_sms_report(m) for m in fake.messages if m["provider_id"] == biz_id])
             payload = {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": str(uuid.uuid4()).upper()}
             response = _render(payload, 200, fmt, "SendSmsResponse", {})
         except AliyunError as err:

@@ -64,6 +64,8 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
+from gridline_fakes.aliyun_sms import push_reports
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_KEYS: dict[str, str] = {"AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE": "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"}
@@ -381,6 +383,23 @@ class TencentSmsFake:
         return None
 
 
+def _serials(results: list[dict[str, Any]]) -> set[str]:
+    return {r["SerialNo"] for r in results if r["Code"] == "Ok"}
+
+
+def _callback(report: dict[str, Any]) -> dict[str, Any]:
+    """A status report in the callback format (reference §2.6), not the pull format."""
+    return {
+        "user_receive_time": datetime.fromtimestamp(report["UserReceiveTime"], _BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+        "nationcode": report["CountryCode"],
+        "mobile": report["SubscriberNumber"],
+        "report_status": report["ReportStatus"],
+        "errmsg": "DELIVRD",
+        "description": report["Description"],
+        "sid": report["SerialNo"],
+    }
+
+
 def _failed(phone: str, code: str, message: str) -> dict[str, Any]:
     return {
         "SerialNo": "",
@@ -418,8 +437,12 @@ def create_app(
     flow_limits: FlowLimits | None = None,
     balance: int | None = None,
     clock: Callable[[], float] = time.time,
+    report_url: str | None = None,
 ) -> FastAPI:
-    """`keys` maps SecretId → SecretKey; `templates` maps an approved TemplateId to its parameter count."""
+    """`keys` maps SecretId → SecretKey; `templates` maps an approved TemplateId to its parameter count.
+
+    With `report_url`, every accepted send is followed by a status callback push (JSON array).
+    """
     fake = TencentSmsFake(
         keys=dict(keys),
         sdk_app_ids=frozenset(sdk_app_ids),
@@ -452,7 +475,10 @@ def create_app(
             if fault is not None and fault.kind != "delay":
                 raise _fault_error(fault)
             fake.verify(request, body)
-            response = _reply({"SendStatusSet": fake.accept(body)})
+            results = fake.accept(body)
+            if report_url:
+                push_reports(report_url, [_callback(r) for r in fake.reports if r["SerialNo"] in _serials(results)])
+            response = _reply({"SendStatusSet": results})
         except TencentError as err:
             logger.info("rejected %s code=%s", request.headers.get("x-tc-action"), err.code)
             response = _reply({"Error": {"Code": err.code, "Message": err.message}})
