@@ -3,8 +3,11 @@ overrides, and the 2027 gap as a clear error."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -12,8 +15,17 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalation.api import build_router
+from escalation.handlers import Escalation
 from escalation.policy import DEFAULT_POLICIES
 from gridline_boot.http import install_error_handlers
+from gridline_contracts.envelope import Envelope
+from gridline_contracts.intake import (
+    ReporterRef,
+    TicketCallbackRecordedV1,
+    TicketDispatchedV1,
+    TicketRepliedV1,
+    TicketSignedV1,
+)
 
 TENANT = "330106"
 
@@ -72,3 +84,81 @@ async def test_2027_is_a_clear_error_until_its_notice_is_entered(api: httpx.Asyn
     assert (await api.delete(f"/v1/tenants/{TENANT}/calendar/2027-01-01")).status_code == 204
     assert (await api.delete(f"/v1/tenants/{TENANT}/calendar/2027-01-01")).status_code == 404
     assert (await api.get(f"/v1/tenants/{TENANT}/calendar/1999")).json()["error"]["code"] == "bad_year"
+
+
+def _env(data: Any) -> Envelope[Any]:
+    tid = str(data.ticket_id)
+    return Envelope(source="intake", tenant=TENANT, subject=tid, correlation_id=tid, data=data)
+
+
+def _t(tid: uuid.UUID, no: str, unit: str, at: datetime) -> dict[str, Any]:
+    return dict(
+        ticket_id=tid,
+        ticket_no=no,
+        from_status="accepted",
+        to_status="accepted",
+        actor_role="unit",
+        actor=unit,
+        at=at,
+        unit_code=unit,
+    )
+
+
+async def test_rankings_from_lifecycle_events(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """One unit signs and replies on time and satisfies the caller; another is late and does not."""
+    esc = Escalation(timezone="Asia/Shanghai")
+    sh = ZoneInfo("Asia/Shanghai")
+    plan = {
+        "RANK-GOOD": (datetime(2026, 11, 23, 11, tzinfo=sh), datetime(2026, 11, 24, 10, tzinfo=sh), "satisfied", True),
+        "RANK-LATE": (
+            datetime(2026, 11, 25, 10, tzinfo=sh),
+            datetime(2026, 11, 30, 18, tzinfo=sh),
+            "unsatisfied",
+            False,
+        ),
+    }
+    for unit, (signed, replied, satisfaction, resolved) in plan.items():
+        tid, no = uuid.uuid4(), f"GL-IT-{unit}"
+        steps = [
+            TicketDispatchedV1(
+                ticket_id=tid,
+                ticket_no=no,
+                category_code="0102",
+                unit_code=unit,
+                sla_policy_key="standard-5wd",
+                dispatched_at=datetime(2026, 11, 23, 10, tzinfo=sh),
+                reporter=ReporterRef(),
+            ),
+            TicketSignedV1(**_t(tid, no, unit, signed)),
+            TicketRepliedV1(**_t(tid, no, unit, replied), reply="已处理"),
+            TicketCallbackRecordedV1(
+                **_t(tid, no, unit, replied + timedelta(hours=1)), satisfaction=satisfaction, resolved=resolved
+            ),
+        ]
+        handlers = esc.handlers()
+        for data in steps:
+            async with sessions() as s, s.begin():
+                await handlers[type(data)](s, _env(data))
+
+    r = await api.get(f"/v1/tenants/{TENANT}/rankings", params={"period": "month", "day": "2026-11-23", "k": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    units = {u["unit_code"]: u for u in body["units"]}
+    good, late = units["RANK-GOOD"], units["RANK-LATE"]
+    assert good["score"] == 100.0 and good["rates"]["on_time_sign"] == 1.0 and good["rates"]["satisfaction"] == 1.0
+    assert late["rates"]["on_time_sign"] == 0.0 and late["rates"]["on_time_close"] == 0.0
+    assert late["score"] == 15.0  # only "no 退单, no 重办" (weights 0.05 + 0.10) count for it
+    assert good["mean_handling_hours"] == 24.0
+    assert [u["unit_code"] for u in body["red"]] == ["RANK-GOOD"]
+    assert [u["unit_code"] for u in body["black"]] == ["RANK-LATE"]
+
+    csv_r = await api.get(f"/v1/tenants/{TENANT}/rankings", params={"day": "2026-11-23", "format": "csv"})
+    lines = csv_r.text.strip().splitlines()
+    assert csv_r.headers["content-type"].startswith("text/csv") and lines[0].startswith("unit_code,score,")
+    assert lines[1].startswith("RANK-GOOD,100.0,")
+    week = (await api.get(f"/v1/tenants/{TENANT}/rankings", params={"period": "week", "day": "2026-11-29"})).json()
+    assert week["start"].startswith("2026-11-23T00:00:00+08:00")
+    bad = await api.get(f"/v1/tenants/{TENANT}/rankings", params={"weights": "speed:1"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_weights"

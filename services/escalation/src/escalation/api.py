@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_boot.http import ApiError
 
-from . import store
+from . import rankings, store
 from .calendar import CalendarGapError, WorkCalendar
 from .domain import Clock
 from .policy import DEFAULT_POLICIES, PolicyError, SlaPolicy, UnknownPolicyError, lookup_policy
@@ -193,4 +196,87 @@ def build_router() -> APIRouter:
         own = {d.isoformat(): v for d, v in sorted(overrides.items()) if d.year == year}
         return {"year": year, "workdays_by_month": workdays, "overrides": own}
 
+    @router.get("/rankings", response_model=None)
+    async def rankings_view(
+        tenant: str,
+        sessions: Sessions,
+        request: Request,
+        period: Annotated[Literal["day", "week", "month"], Query()] = "month",
+        day: Annotated[date | None, Query(description="any day in the period; default today")] = None,
+        k: Annotated[int, Query(ge=1, le=50)] = 3,
+        weights: Annotated[str | None, Query(description="e.g. on_time_close:0.4,satisfaction:0.6")] = None,
+        format: Annotated[Literal["json", "csv"], Query()] = "json",
+    ) -> Any:
+        """Per-unit rates for a day, week (Mon–Sun) or month, the composite score and the 红黑榜 (top/bottom k).
+
+        Formulas: docs/escalation.md. ``format=csv`` gives one row per unit, best score first."""
+        tz = ZoneInfo(request.app.state.timezone)
+        now = datetime.now(tz)
+        start, end = period_bounds(period, day or now.date(), tz)
+        w = dict(rankings.DEFAULT_WEIGHTS)
+        if weights:
+            try:
+                w = {name: float(value) for name, value in (p.split(":", 1) for p in weights.split(","))}
+                rankings.validate_weights(w)
+            except ValueError as exc:
+                raise ApiError(
+                    422, "bad_weights", "权重格式应为 名称:数值，以逗号分隔，且不能全为零", str(exc)
+                ) from None
+        async with sessions() as s:
+            counts = await store.unit_counts(s, tenant, start, end, now)
+        scored = rankings.score_units(counts, w)
+        red, black = rankings.red_black(scored, k)
+        if format == "csv":
+            buf = io.StringIO()
+            out = csv.writer(buf)
+            out.writerow(["unit_code", "score", *rankings.RATE_NAMES, "overdue_open", "mean_handling_hours"])
+            for u in scored:
+                out.writerow(
+                    [
+                        u.unit_code,
+                        u.score,
+                        *(u.rates[n] for n in rankings.RATE_NAMES),
+                        u.overdue_open,
+                        u.mean_handling_hours,
+                    ]
+                )
+            name = f"rankings-{tenant}-{period}-{start.date().isoformat()}.csv"
+            return Response(
+                buf.getvalue(),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+
+        def row(u: rankings.UnitScore) -> dict[str, Any]:
+            return {
+                "unit_code": u.unit_code,
+                "score": u.score,
+                "rates": u.rates,
+                "overdue_open": u.overdue_open,
+                "mean_handling_hours": u.mean_handling_hours,
+            }
+
+        return {
+            "period": period,
+            "start": start,
+            "end": end,
+            "weights": w,
+            "units": [row(u) for u in scored],
+            "red": [row(u) for u in red],
+            "black": [row(u) for u in black],
+        }
+
     return router
+
+
+def period_bounds(period: str, day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """``[start, end)`` of the day, Monday-to-Sunday week or calendar month holding ``day``, in local time."""
+    if period == "day":
+        first, last = day, day + timedelta(days=1)
+    elif period == "week":
+        first = day - timedelta(days=day.weekday())
+        last = first + timedelta(days=7)
+    else:
+        first = day.replace(day=1)
+        last = (first + timedelta(days=32)).replace(day=1)
+    return datetime.combine(first, time(0), tzinfo=tz), datetime.combine(last, time(0), tzinfo=tz)

@@ -112,6 +112,7 @@ class Clock:
     next_due_at: datetime | None = None
     kind: ClockKind = "handle"
     round: int = 0
+    stop_reason: str | None = None
 
     @property
     def colour(self) -> Colour:
@@ -405,7 +406,7 @@ def stop(clock: Clock, at: datetime, reason: str | None = None) -> tuple[Clock, 
     _aware(at, "at")
     if clock.state == "stopped":
         return clock, []
-    c = replace(clock, state="stopped", stopped_at=at, paused_at=None, next_due_at=None)
+    c = replace(clock, state="stopped", stopped_at=at, stop_reason=reason, paused_at=None, next_due_at=None)
     stopped = SlaClockStoppedV1(
         **_ids(c),
         started_at=c.started_at,

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridline_contracts.envelope import Envelope, EventData
 from gridline_contracts.intake import (
+    TicketCallbackRecordedV1,
     TicketClosedV1,
     TicketDispatchedV1,
     TicketExtensionReviewedV1,
@@ -186,6 +187,27 @@ class Escalation:
             session, env, e.ticket_id, {"sign", "handle"}, lambda c, p, cal: domain.stop(c, e.at, "merged")
         )
 
+    async def on_callback_recorded(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        """回访 result, kept for 满意率 and 解决率 of the unit that handled the ticket."""
+        e: TicketCallbackRecordedV1 = env.data
+        unit = e.unit_code
+        if unit is None:
+            handles = [c for c in await store.ticket_clocks(session, e.ticket_id) if c.kind == "handle"]
+            if not handles:
+                log.info("ticket %s: callback for a ticket never dispatched; not attributed", e.ticket_no)
+                return
+            unit = handles[-1].unit_code
+        await store.record_callback(
+            session,
+            event_id=env.id,
+            tenant=env.tenant,
+            ticket_id=e.ticket_id,
+            unit_code=unit,
+            satisfaction=e.satisfaction,
+            resolved=e.resolved,
+            at=e.at,
+        )
+
     def handlers(self) -> dict[type[EventData], Handler]:
         return {
             TicketDispatchedV1: self.on_ticket_dispatched,
@@ -198,6 +220,7 @@ class Escalation:
             TicketReopenedV1: self.on_ticket_reopened,
             TicketClosedV1: self.on_ticket_closed,
             TicketMergedV1: self.on_ticket_merged,
+            TicketCallbackRecordedV1: self.on_callback_recorded,
         }
 
     async def _each(

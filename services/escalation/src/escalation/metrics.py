@@ -1,6 +1,6 @@
 """escalation's business metrics; only the edges (timer, handlers, api) touch them."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 TICKS = Counter("escalation_clock_ticks_total", "Due clocks processed by the timer.")
 STEPS = Counter("escalation_steps_fired_total", "Milestones fired by the timer (warnings, breaches, ladder steps).")
@@ -14,4 +14,8 @@ TIMER_LAG = Histogram(
     "escalation_timer_lag_seconds",
     "From a clock's due time to the commit of the transaction that fired it.",
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 3600.0),
+)
+# Bounded labels: tenants (a few cities or districts), never units or tickets.
+OVERDUE_OPEN = Gauge(
+    "escalation_overdue_open_clocks", "超期未结: open handling clocks past their deadline.", ["tenant"]
 )

@@ -37,6 +37,7 @@ from gridline_messaging.tables import make_inbox_table, make_outbox_table
 
 from .domain import Clock
 from .policy import SlaPolicy
+from .rankings import UnitCounts
 
 SCHEMA = "escalation"
 metadata: MetaData = service_metadata(SCHEMA)
@@ -76,6 +77,7 @@ clock = Table(
     Column("extension_no", Integer, nullable=False),
     Column("stopped_at", DateTime(timezone=True)),
     Column("calendar_gap", Date),
+    Column("stop_reason", Text),  # signed, replied, closed, returned … (feeds the rates)
     # The durable timer: the next moment tick() has something to do; NULL when nothing is pending.
     Column("next_due_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -101,6 +103,20 @@ calendar_override = Table(
     Column("is_workday", Boolean, nullable=False),
     Column("note", Text, nullable=False, server_default=""),
 )
+
+# 回访 results, for 满意率 and 解决率: one row per callback, attributed to the unit that handled it.
+callback = Table(
+    "callback",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("ticket_id", Uuid, nullable=False),
+    Column("unit_code", Text, nullable=False),
+    Column("satisfaction", Text, nullable=False),
+    Column("resolved", Boolean),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_callback_tenant_at", callback.c.tenant, callback.c.at)
 
 outbox = make_outbox_table(metadata)
 inbox = make_inbox_table(metadata)
@@ -309,3 +325,93 @@ async def delete_override(session: AsyncSession, tenant: str, day: date) -> bool
         calendar_override.delete().where(calendar_override.c.tenant == tenant, calendar_override.c.day == day)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def record_callback(
+    session: AsyncSession,
+    *,
+    event_id: uuid.UUID,
+    tenant: str,
+    ticket_id: uuid.UUID,
+    unit_code: str,
+    satisfaction: str,
+    resolved: bool | None,
+    at: datetime,
+) -> None:
+    stmt = insert(callback).values(
+        event_id=event_id,
+        tenant=tenant,
+        ticket_id=ticket_id,
+        unit_code=unit_code,
+        satisfaction=satisfaction,
+        resolved=resolved,
+        at=at,
+    )
+    await session.execute(stmt.on_conflict_do_nothing())
+
+
+_UNIT_CLOCKS = text(
+    f"""
+SELECT unit_code,
+  count(*) FILTER (WHERE kind = 'sign' AND started_at >= :s AND started_at < :e) AS sign_armed,
+  count(*) FILTER (WHERE kind = 'sign' AND started_at >= :s AND started_at < :e
+                   AND stop_reason = 'signed' AND stopped_at <= due_at) AS sign_on_time,
+  count(*) FILTER (WHERE kind = 'sign' AND started_at >= :s AND started_at < :e
+                   AND stop_reason IN ('signed', 'replied')) AS sign_responded,
+  count(*) FILTER (WHERE kind = 'handle' AND started_at >= :s AND started_at < :e) AS handle_armed,
+  count(*) FILTER (WHERE kind = 'handle' AND stop_reason = 'replied' AND stopped_at >= :s AND stopped_at < :e)
+    AS replied,
+  count(*) FILTER (WHERE kind = 'handle' AND stop_reason = 'replied' AND stopped_at >= :s AND stopped_at < :e
+                   AND stopped_at <= due_at) AS replied_on_time,
+  count(*) FILTER (WHERE kind = 'handle' AND stop_reason = 'returned' AND stopped_at >= :s AND stopped_at < :e)
+    AS returned,
+  count(*) FILTER (WHERE kind = 'handle' AND round > 0 AND started_at >= :s AND started_at < :e
+                   AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.clock g WHERE g.ticket_id = c.ticket_id
+                                   AND g.kind = 'sign' AND g.round = c.round)) AS redone,
+  count(*) FILTER (WHERE kind = 'handle' AND started_at >= :s AND started_at < :e AND extension_no > 0)
+    AS extended,
+  count(*) FILTER (WHERE kind = 'handle' AND state <> 'stopped' AND due_at < :now) AS overdue_open,
+  coalesce(sum(extract(epoch FROM stopped_at - started_at) / 3600.0)
+    FILTER (WHERE kind = 'handle' AND stop_reason = 'replied' AND stopped_at >= :s AND stopped_at < :e), 0)
+    AS handling_hours_sum
+FROM {SCHEMA}.clock c
+WHERE tenant = :tenant AND (started_at < :e AND (stopped_at IS NULL OR stopped_at >= :s))
+GROUP BY unit_code
+"""
+)
+_UNIT_CALLBACKS = text(
+    f"""
+SELECT unit_code,
+  count(*) FILTER (WHERE satisfaction <> 'unreachable') AS callbacks_reached,
+  count(*) FILTER (WHERE satisfaction IN ('satisfied', 'basically_satisfied')) AS satisfied,
+  count(*) FILTER (WHERE resolved IS NOT NULL) AS resolved_known,
+  count(*) FILTER (WHERE resolved) AS resolved
+FROM {SCHEMA}.callback WHERE tenant = :tenant AND at >= :s AND at < :e
+GROUP BY unit_code
+"""
+)
+
+
+async def unit_counts(
+    session: AsyncSession, tenant: str, start: datetime, end: datetime, now: datetime
+) -> list[UnitCounts]:
+    """What the rates of every unit are computed from, for clocks and callbacks in ``[start, end)``."""
+    params = {"tenant": tenant, "s": start, "e": end, "now": now}
+    by_unit: dict[str, dict[str, Any]] = {}
+    for r in (await session.execute(_UNIT_CLOCKS, params)).mappings():
+        by_unit[r["unit_code"]] = {**r, "handling_hours_sum": float(r["handling_hours_sum"])}
+    for r in (await session.execute(_UNIT_CALLBACKS, params)).mappings():
+        by_unit.setdefault(r["unit_code"], {"unit_code": r["unit_code"]}).update(r)
+    return [UnitCounts(**v) for _, v in sorted(by_unit.items())]
+
+
+async def overdue_by_tenant(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """超期未结 per tenant: open handling clocks past their deadline (uses ix_clock_board)."""
+    rows = (
+        await session.execute(
+            select(clock.c.tenant, func.count())
+            .where(clock.c.kind == "handle", clock.c.state != "stopped", clock.c.due_at < now)
+            .group_by(clock.c.tenant)
+        )
+    ).all()
+    return {r[0]: int(r[1]) for r in rows}
