@@ -6,6 +6,8 @@ Every scenario asserts the same two things at the fakes: the message went out, a
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -207,3 +209,29 @@ def test_delivery_receipts_from_both_providers_are_applied_once(rig: NotifyRig) 
     assert httpx.post(url.replace("it-receipts", "wrong"), json=[]).json()["error"]["code"] == "bad_receipt_token"
     garbage = httpx.post(f"{rig.notify.url}/v1/receipts/aliyun?token=it-receipts", content=b"not json")
     assert garbage.status_code == 422 and garbage.json()["error"]["code"] == "invalid_receipt"
+
+
+def test_failed_notifications_are_replayed_from_the_dead_letter_store(rig: NotifyRig) -> None:
+    tenant = "330110"
+    rig.fault(rig.aliyun, kind="error", code="isv.TEMPLATE_PARAMS_ILLEGAL", message="模板变量中存在非法关键字")
+    env = rig.clock_started(rig.unit(_phone(40), tenant), tenant)
+    rig.publish(env)
+    failed = rig.settled(str(env.data.ticket_id), tenant=tenant)
+    assert (failed["status"], failed["last_code"]) == ("failed", "isv.TEMPLATE_PARAMS_ILLEGAL")
+    assert rig.sent(rig.aliyun, env.data.ticket_no) == [] and rig.sent(rig.tencent, env.data.ticket_no) == []
+    # (the template was fixed at the provider) — replay this tenant's failures of that kind
+    r = subprocess.run(
+        [sys.executable, "-m", "notify", "replay-failed", "--tenant", tenant, "--code", "isv.TEMPLATE_PARAMS_ILLEGAL"],
+        env=rig.notify.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0 and r.stdout.startswith("1 failed"), r.stderr
+    note = rig.wait_note(str(env.data.ticket_id), lambda n: n["status"] == "sent", tenant=tenant)
+    assert [(a["outcome"], a["code"]) for a in rig.attempts(note["id"], tenant)] == [
+        ("rejected", "isv.TEMPLATE_PARAMS_ILLEGAL"),
+        ("sent", "OK"),
+    ]
+    assert len(rig.sent(rig.aliyun, env.data.ticket_no)) == 1

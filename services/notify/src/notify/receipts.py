@@ -148,9 +148,11 @@ async def ingest(session: AsyncSession, receipts: list[domain.Receipt]) -> tuple
     return new, matched
 
 
-async def adopt(session: AsyncSession, sent_attempt_ids: list[uuid.UUID]) -> int:
+async def adopt(
+    session: AsyncSession, sent_attempt_ids: list[uuid.UUID] | None = None, since: datetime | None = None
+) -> int:
     """Apply receipts that arrived before the sends they report on were recorded (fast carriers)."""
-    rows = await store.adopt_early_receipts(session, sent_attempt_ids)
+    rows = await store.adopt_early_receipts(session, sent_attempt_ids, since)
     best: dict[uuid.UUID, Any] = {}
     for row in rows:  # several reports for one message: delivered wins
         if row.notification_id not in best or row.delivered:

@@ -249,7 +249,7 @@ class Sender:
             template=row.template,
             recipient_kind=row.recipient_kind,
             masked=row.masked_recipient,
-            attempts=row.attempts,
+            attempts=row.attempts - row.replayed_attempts,  # a replay starts a fresh budget
             provider_index=min(row.provider_index, len(self.routes) - 1),
             provider_attempts=row.provider_attempts,
             providers=len(self.routes),
@@ -301,6 +301,7 @@ class Sender:
         async with self.sessions() as s, s.begin():
             stuck = await store.mark_interrupted_sends(s, now - timedelta(seconds=self.interrupted_after_s), now)
             expired = await store.expire_unreported(s, now - timedelta(seconds=self.receipt_expiry_s))
+            await receipts.adopt(s, since=now - timedelta(days=1))
         if expired:
             log.info("%d sent notification(s) got no carrier receipt in time: delivery expired", expired)
         if self.pull_tencent_receipts:

@@ -71,6 +71,7 @@ notification = Table(
     Column("urgent", Boolean, nullable=False, server_default=text("false")),
     # pending → sent → delivered | failed (carrier receipt) | expired (no receipt in time)
     Column("delivery", Text, nullable=False, server_default="pending"),
+    Column("replayed_attempts", Integer, nullable=False, server_default="0"),  # attempts before the last replay
     Column("delivered_at", DateTime(timezone=True)),
 )
 Index(
@@ -128,7 +129,7 @@ attempt = Table(
     Column("outcome", Text, nullable=False),
     Column("code", Text),
     Column("message", Text),
-    Column("provider_message_id", Text),
+    Column("provider_message_id", Text, index=True),  # receipts are matched on it
     Column("latency_ms", Integer),
     UniqueConstraint("notification_id", "no"),
 )
@@ -396,23 +397,32 @@ async def add_receipt(session: AsyncSession, **values: Any) -> bool:
     return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
 
-_ADOPT = text(
-    """
+_ADOPT = """
     UPDATE notify.receipt r
        SET attempt_id = a.id, notification_id = a.notification_id
       FROM notify.attempt a
-     WHERE r.notification_id IS NULL AND a.id = ANY(:ids) AND r.provider = a.provider
+     WHERE r.notification_id IS NULL AND r.provider = a.provider
        AND (r.out_id = a.id OR r.provider_message_id = a.provider_message_id)
+       AND {scope}
     RETURNING r.notification_id, r.delivered, r.reported_at
+"""
+_ADOPT_FOR = text(_ADOPT.format(scope="a.id = ANY(:ids)"))
+_ADOPT_RECENT = text(_ADOPT.format(scope="r.received_at > :since"))
+
+
+async def adopt_early_receipts(
+    session: AsyncSession, attempt_ids: list[uuid.UUID] | None = None, since: datetime | None = None
+) -> list[Any]:
+    """Link receipts that arrived before their sends were recorded: for these attempts, or all recent ones.
+
+    The recent sweep closes the race where a receipt and its send's outcome commit concurrently and
+    neither transaction sees the other.
     """
-)
-
-
-async def adopt_early_receipts(session: AsyncSession, attempt_ids: list[uuid.UUID]) -> list[Any]:
-    """Receipts that arrived before we recorded these (sent) attempts: link them now."""
-    if not attempt_ids:
-        return []
-    return list((await session.execute(_ADOPT, {"ids": attempt_ids})).all())
+    if attempt_ids is not None:
+        if not attempt_ids:
+            return []
+        return list((await session.execute(_ADOPT_FOR, {"ids": attempt_ids})).all())
+    return list((await session.execute(_ADOPT_RECENT, {"since": since})).all())
 
 
 async def set_delivery(session: AsyncSession, nid: uuid.UUID, delivery: str, at: datetime | None) -> None:
@@ -426,6 +436,36 @@ async def expire_unreported(session: AsyncSession, sent_before: datetime) -> int
         notification.update()
         .where(notification.c.delivery == "sent", notification.c.sent_at < sent_before)
         .values(delivery="expired")
+    )
+    return int(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def replay_failed(
+    session: AsyncSession, now: datetime, *, tenant: str | None, code: str | None, since: datetime | None
+) -> int:
+    """Put failed notifications back in the queue with a fresh attempt budget, first provider first.
+
+    ``unsettled`` ones (maybe sent, never proved) come back only when asked for by that code.
+    """
+    q = notification.update().where(notification.c.status == "failed")
+    if tenant is not None:
+        q = q.where(notification.c.tenant == tenant)
+    q = (
+        q.where(notification.c.last_code == code)
+        if code is not None
+        else q.where(notification.c.last_code != "unsettled")
+    )
+    if since is not None:
+        q = q.where(notification.c.created_at >= since)
+    res = await session.execute(
+        q.values(
+            status="pending",
+            next_attempt_at=now,
+            provider_index=0,
+            provider_attempts=0,
+            replayed_attempts=notification.c.attempts,
+            delivery="pending",
+        )
     )
     return int(res.rowcount)  # type: ignore[attr-defined]
 
