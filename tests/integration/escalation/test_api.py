@@ -162,3 +162,37 @@ async def test_rankings_from_lifecycle_events(
     assert week["start"].startswith("2026-11-23T00:00:00+08:00")
     bad = await api.get(f"/v1/tenants/{TENANT}/rankings", params={"weights": "speed:1"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_weights"
+
+
+async def test_supervision_records_open_with_the_ladder_and_close_by_verification(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A 特急 order 7 h late: 督办单 at breach + 2 h and its repeat 2 h later open two records."""
+    tid = uuid.uuid4()
+    data = TicketDispatchedV1(
+        ticket_id=tid,
+        ticket_no="GL-IT-SUPERVISION",
+        category_code="0102",
+        unit_code="RANK-SUP",
+        priority="critical",
+        sla_policy_key="critical-2h",
+        dispatched_at=datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(hours=7),
+        reporter=ReporterRef(),
+    )
+    async with sessions() as s, s.begin():
+        await Escalation(timezone="Asia/Shanghai").on_ticket_dispatched(s, _env(data))
+    records = [r for r in (await api.get(f"/v1/tenants/{TENANT}/supervisions")).json() if r["ticket_id"] == str(tid)]
+    assert [r["kind"] for r in records] == ["督办单", "督办单"]
+    assert records[0]["recipients"] == ["unit_head", "street_leader", "district_leader", "supervisor"]
+    first = records[0]["id"]
+    url = f"/v1/tenants/{TENANT}/supervisions/{first}/close"
+    empty = await api.post(url, json={"verified_by": "督查组-王", "verification": ""})
+    assert empty.status_code == 422 and empty.json()["error"]["code"] == "verification_required"
+    done = await api.post(url, json={"verified_by": "督查组-王", "verification": "现场核查，井盖已更换"})
+    assert done.status_code == 200 and done.json()["verified_by"] == "督查组-王"
+    again = await api.post(url, json={"verified_by": "督查组-王", "verification": "再次"})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_closed"
+    still_open = [r for r in (await api.get(f"/v1/tenants/{TENANT}/supervisions")).json() if r["ticket_id"] == str(tid)]
+    assert len(still_open) == 1
+    unknown = await api.post(f"/v1/tenants/{TENANT}/supervisions/{uuid.uuid4()}/close", json=done.json())
+    assert unknown.status_code == 404

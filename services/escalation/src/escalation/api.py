@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import date, datetime, time, timedelta
+from dataclasses import asdict
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_boot.http import ApiError
 
-from . import rankings, store
+from . import rankings, store, supervision
 from .calendar import CalendarGapError, WorkCalendar
 from .domain import Clock
 from .policy import DEFAULT_POLICIES, PolicyError, SlaPolicy, UnknownPolicyError, lookup_policy
@@ -47,6 +48,11 @@ class ClockOut(BaseModel):
     next_due_at: datetime | None
     extension_no: int
     stopped_at: datetime | None
+
+
+class CloseIn(BaseModel):
+    verified_by: str
+    verification: str
 
 
 class CalendarDayIn(BaseModel):
@@ -195,6 +201,31 @@ def build_router() -> APIRouter:
             ) from None
         own = {d.isoformat(): v for d, v in sorted(overrides.items()) if d.year == year}
         return {"year": year, "workdays_by_month": workdays, "overrides": own}
+
+    @router.get("/supervisions")
+    async def list_supervisions(
+        tenant: str,
+        sessions: Sessions,
+        open_only: Annotated[bool, Query(alias="open")] = True,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Any:
+        """督办单, 挂牌督办, 约谈 and 问责 records opened by the ladder, soonest report-back deadline first."""
+        async with sessions() as s:
+            return [asdict(r) for r in await store.supervisions(s, tenant, open_only=open_only, limit=limit)]
+
+    @router.post("/supervisions/{supervision_id}/close")
+    async def close_supervision(tenant: str, supervision_id: uuid.UUID, body: CloseIn, sessions: Sessions) -> Any:
+        """销号: close a supervision record after verifying the rectification; who verified and what they found."""
+        async with sessions() as s, s.begin():
+            found = await store.supervisions(s, tenant, open_only=False, limit=1, lock_id=supervision_id)
+            if not found:
+                raise ApiError(404, "supervision_not_found", "督办记录不存在")
+            try:
+                closed = supervision.close(found[0], datetime.now(UTC), body.verified_by, body.verification)
+            except supervision.SupervisionError as exc:
+                raise ApiError(409 if exc.code == "already_closed" else 422, exc.code, exc.message) from None
+            await store.save_supervision_closure(s, closed)
+        return asdict(closed)
 
     @router.get("/rankings", response_model=None)
     async def rankings_view(

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridline_contracts.envelope import Envelope, EventData
+from gridline_contracts.escalation import EscalationRaisedV1
 from gridline_contracts.intake import (
     TicketCallbackRecordedV1,
     TicketClosedV1,
@@ -43,7 +44,7 @@ from gridline_contracts.intake import (
 from gridline_messaging import outbox
 from gridline_messaging.consumer import Handler
 
-from . import domain, metrics, store
+from . import domain, metrics, store, supervision
 from .calendar import CalendarGapError, WorkCalendar
 from .domain import Clock, ClockError, SlaEvent
 from .policy import DEFAULT_POLICIES, SlaPolicy, UnknownPolicyError, lookup_policy, resolve_policy
@@ -270,7 +271,33 @@ class Escalation:
         await self._publish(session, env, [*events, *more, *fired])
 
     async def _publish(self, session: AsyncSession, env: Envelope[Any], events: list[SlaEvent]) -> None:
-        await outbox.add(session, store.outbox, [env.caused(e, source="escalation") for e in events])
+        envelopes = [env.caused(e, source="escalation") for e in events]
+        await outbox.add(session, store.outbox, envelopes)
+        await self._open_supervisions(session, envelopes, {})
+
+    async def _open_supervisions(
+        self, session: AsyncSession, envelopes: list[Envelope[Any]], calendars: dict[str, WorkCalendar]
+    ) -> None:
+        """督办单/挂牌/约谈/问责 records for the ladder steps among ``envelopes``, same transaction."""
+        records = []
+        for env in envelopes:
+            if isinstance(env.data, EscalationRaisedV1) and env.data.action in supervision.RECORD_KINDS:
+                cal = calendars.get(env.tenant)
+                if cal is None:
+                    cal = calendars[env.tenant] = await self.calendar(session, env.tenant)
+                try:
+                    record = supervision.open_for(env.tenant, env.data, cal)
+                except CalendarGapError as exc:
+                    # REVIEW: the report-back deadline falls in a year without calendar data; it is
+                    # counted Monday–Friday (alerted and logged) rather than blocking the ladder step.
+                    metrics.CALENDAR_GAPS.inc()
+                    log.error("supervision deadline of %s needs calendar data for %s", env.data.ticket_no, exc.day)
+                    record = supervision.open_for(
+                        env.tenant, env.data, WorkCalendar(self.timezone, fallback="weekends_only")
+                    )
+                if record is not None:
+                    records.append(record)
+        await store.add_supervisions(session, records)
 
     # -- timer -------------------------------------------------------------------------------------
 
@@ -315,5 +342,6 @@ class Escalation:
             ]
         await store.save_ticked(session, ticked)
         await store.add_outbox_bulk(session, envelopes)
+        await self._open_supervisions(session, envelopes, calendars)
         metrics.STEPS.inc(len(envelopes))
         return [c.next_due_at for c in clocks if c.next_due_at is not None]

@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridline_boot.db import service_metadata
@@ -38,6 +38,7 @@ from gridline_messaging.tables import make_inbox_table, make_outbox_table
 from .domain import Clock
 from .policy import SlaPolicy
 from .rankings import UnitCounts
+from .supervision import Supervision
 
 SCHEMA = "escalation"
 metadata: MetaData = service_metadata(SCHEMA)
@@ -117,6 +118,25 @@ callback = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_callback_tenant_at", callback.c.tenant, callback.c.at)
+
+supervision = Table(
+    "supervision",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # derived from the ladder step occurrence: one record per step
+    Column("tenant", Text, nullable=False),
+    Column("ticket_id", Uuid, nullable=False),
+    Column("ticket_no", Text, nullable=False),
+    Column("unit_code", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("step_code", Text, nullable=False),
+    Column("recipients", ARRAY(Text), nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("verified_by", Text),
+    Column("verification", Text),
+)
+Index("ix_supervision_open", supervision.c.tenant, supervision.c.due_at, postgresql_where=text("closed_at IS NULL"))
 
 outbox = make_outbox_table(metadata)
 inbox = make_inbox_table(metadata)
@@ -415,3 +435,39 @@ async def overdue_by_tenant(session: AsyncSession, now: datetime) -> dict[str, i
         )
     ).all()
     return {r[0]: int(r[1]) for r in rows}
+
+
+_SUP_FIELDS = tuple(f.name for f in dataclasses.fields(Supervision))
+
+
+def _to_supervision(row: Mapping[Any, Any]) -> Supervision:
+    values = {f: row[f] for f in _SUP_FIELDS}
+    values["recipients"] = tuple(values["recipients"])
+    return Supervision(**values)
+
+
+async def add_supervisions(session: AsyncSession, records: list[Supervision]) -> None:
+    """Insert opened records; a step that fired before (same derived id) opens nothing twice."""
+    if records:
+        rows = [{**{f: getattr(r, f) for f in _SUP_FIELDS}, "recipients": list(r.recipients)} for r in records]
+        await session.execute(insert(supervision).on_conflict_do_nothing(), rows)
+
+
+async def supervisions(
+    session: AsyncSession, tenant: str, *, open_only: bool, limit: int, lock_id: uuid.UUID | None = None
+) -> list[Supervision]:
+    stmt = select(*[supervision.c[f] for f in _SUP_FIELDS]).where(supervision.c.tenant == tenant)
+    if open_only:
+        stmt = stmt.where(supervision.c.closed_at.is_(None))
+    if lock_id is not None:
+        stmt = stmt.where(supervision.c.id == lock_id).with_for_update()
+    rows = (await session.execute(stmt.order_by(supervision.c.due_at).limit(limit))).mappings().all()
+    return [_to_supervision(r) for r in rows]
+
+
+async def save_supervision_closure(session: AsyncSession, s: Supervision) -> None:
+    await session.execute(
+        supervision.update()
+        .where(supervision.c.id == s.id)
+        .values(closed_at=s.closed_at, verified_by=s.verified_by, verification=s.verification)
+    )
