@@ -500,3 +500,23 @@ class TestSignClockAndRounds:
         with pytest.raises(ClockError) as err:
             escalation.domain.rearm(clock, at(2026, 11, 26, 15), STANDARD, CAL)
         assert err.value.code == "clock_still_running"
+
+
+class TestVetoCategories:
+    def test_a_veto_category_goes_to_the_top_of_the_ladder_at_once(self) -> None:
+        veto = replace(STANDARD, key="xihu-veto", veto_categories=("0901",))  # 0901: 群体性事件 (tenant code)
+        e = replace_dispatch(category_code="0901")
+        clock, _ = arm_clock(e, TENANT, veto, CAL)
+        clock, events = tick(clock, MONDAY_10, veto, CAL)
+        assert [(type(x), getattr(x, "step_code", None)) for x in events] == [(EscalationRaisedV1, "E6")]
+        assert clock.level == "E6" and clock.next_step == len(veto.ladder)
+
+    def test_other_categories_climb_as_usual(self) -> None:
+        veto = replace(STANDARD, key="xihu-veto", veto_categories=("0901",))
+        clock, _ = arm_clock(dispatched(), TENANT, veto, CAL)
+        _, events = tick(clock, MONDAY_10, veto, CAL)
+        assert events == []
+
+
+def replace_dispatch(**changes: Any) -> TicketDispatchedV1:
+    return dispatched().model_copy(update=changes)

@@ -161,6 +161,9 @@ def arm_clock(
         kind=kind,
         round=round,
     )
+    if dispatched.category_code in policy.veto_categories:
+        # 一票否决: straight to the top rung, due at once (the next tick fires it; warnings still follow).
+        clock = replace(clock, next_step=len(policy.ladder) - 1, next_step_at=started)
     clock = _settle(clock, policy, calendar)
     if kind == "sign":
         return clock, []

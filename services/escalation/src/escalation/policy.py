@@ -184,6 +184,9 @@ class SlaPolicy:
     description: str = ""
     # The policy of the 签收 clock armed beside this (handling) one; None: no sign clock.
     sign_policy_key: str | None = "sign-1wd"
+    # 一票否决 categories (群体性事件, 环保事件, 重大安全事故 … in the tenant's own codes): a ticket of
+    # one of these goes to the top rung of the ladder the moment its clock starts.
+    veto_categories: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.key or self.key.strip() != self.key or " " in self.key:
@@ -206,6 +209,10 @@ class SlaPolicy:
             raise PolicyError(f"policy {self.key}: ladder steps must be ordered start → warn → breach")
         if any(s.repeat_max for s in self.ladder[:-1]):
             raise PolicyError(f"policy {self.key}: only the last ladder step may repeat")
+        if any(not c.strip() for c in self.veto_categories):
+            raise PolicyError(f"policy {self.key}: veto categories must be category codes")
+        if self.veto_categories and not self.ladder:
+            raise PolicyError(f"policy {self.key}: veto categories need a ladder to jump to the top of")
 
     def due_after(self, start: datetime, calendar: WorkCalendar) -> datetime:
         return self.limit.after(start, calendar, from_next_day=self.count_from == "next_day")
