@@ -36,6 +36,7 @@ from intake.settings import IntakeSettings
 ROOT = Path(__file__).resolve().parents[3]
 TENANT = "330106"
 OTHER_TENANT = "330108"
+OPEN311_KEY = "fms-api-key-CRUNCHY-ARMCHAIR"
 HOTLINE_SECRET = "hz12345-secret-CRUNCHY-ARMCHAIR"
 STAFF_KEYS = "s1:" + base64.urlsafe_b64encode(b"intake-integration-staff-key-32b").decode()
 
@@ -93,6 +94,7 @@ def make_settings(stack: Any, db: str, **overrides: Any) -> IntakeSettings:
             "unit_code": "330106-CGJ",
         },
         {"id": "tiny", "tenant": TENANT, "secret": "tiny-secret-0123456789", "rate_per_minute": 2},
+        {"id": "fms", "tenant": TENANT, "secret": OPEN311_KEY, "kind": "open311"},
     ]
     values: dict[str, Any] = {
         "database_url": db,

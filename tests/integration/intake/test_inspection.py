@@ -120,6 +120,8 @@ async def test_sheet_level_errors(intake: Intake) -> None:
     assert r.json()["error"]["code"] == "missing_columns"  # type: ignore[attr-defined]
     r = await upload(intake, "B1", "x.xlsx", b"PK\x03\x04 not really a zip")
     assert r.json()["error"]["code"] == "unreadable_sheet"  # type: ignore[attr-defined]
+    r = await upload(intake, "B1", "x.csv", b'a\rb,"c\r\nd\x00')  # what schemathesis found: a bare CR
+    assert r.status_code == 422  # type: ignore[attr-defined]
     r = await upload(intake, "B1", "x.csv", b"")
     assert r.json()["error"]["code"] == "empty_sheet"  # type: ignore[attr-defined]
     r = await intake.client.post(

@@ -39,6 +39,7 @@ from .auth import StaffTokens, parse_integrations
 from .deps import Deps
 from .hotline import build_hotline_router
 from .inspection import build_inspection_router
+from .open311 import build_open311_router, load_catalogue
 from .settings import IntakeSettings
 from .storage import LocalStorage, S3Storage, Storage
 
@@ -138,4 +139,5 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         app.include_router(build_staff_router())
         app.include_router(build_hotline_router())
         app.include_router(build_inspection_router())
+        app.include_router(build_open311_router(load_catalogue(settings.open311_catalogue)))
     return app

@@ -112,7 +112,10 @@ def read_sheet(data: bytes) -> list[dict[str, Any]]:
                 continue
         else:
             raise ApiError(422, "unreadable_sheet", "CSV 须为 UTF-8 或 GB18030 编码")
-        rows = [list(r) for r in csv.reader(io.StringIO(text))]
+        try:
+            rows = [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
+        except csv.Error as exc:
+            raise ApiError(422, "unreadable_sheet", f"CSV 格式错误：{exc}") from exc
     rows = [r for r in rows if any(c not in (None, "") for c in r)]
     if not rows:
         raise ApiError(422, "empty_sheet", "表格为空")

@@ -37,6 +37,9 @@ class IntakeSettings(ServiceSettings):
     s3_prefix: str = "intake"
     max_photo_bytes: int = Field(default=5_000_000, ge=10_000)
     max_photos: int = Field(default=9, ge=1, le=20)
+    # Open311 services: the tenant's category catalogue (JSON list of service_code, service_name,
+    # group, keywords, description); unset: the packaged demo catalogue.
+    open311_catalogue: Path | None = None
     # Lifecycle windows (domain §1.5); calendar time, see domain.Rules.
     return_window_hours: int = Field(default=48, ge=1)
     max_extension_days: int = Field(default=10, ge=1)
