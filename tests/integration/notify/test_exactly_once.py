@@ -235,3 +235,17 @@ def test_failed_notifications_are_replayed_from_the_dead_letter_store(rig: Notif
         ("sent", "OK"),
     ]
     assert len(rig.sent(rig.aliyun, env.data.ticket_no)) == 1
+
+
+def test_a_tenants_own_template_is_checked_on_save_and_used(rig: NotifyRig) -> None:
+    tenant = "330111"
+    url = f"{rig.notify.url}/v1/tenants/{tenant}/templates/aliyun/ticket_assigned"
+    bad = httpx.put(url, json={"code": "SMS_900000001", "text": "【某市】工单${order}", "variables": ["order"]})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "forbidden_content"
+    good = httpx.put(url, json={"code": "SMS_900000001", "text": "工单${order}已派给贵单位", "variables": ["order"]})
+    assert good.status_code == 200, good.text
+    env = rig.clock_started(rig.unit(_phone(50), tenant), tenant)
+    rig.publish(env)
+    assert rig.settled(str(env.data.ticket_id), tenant=tenant)["status"] == "sent"
+    (msg,) = rig.sent(rig.aliyun, env.data.ticket_no)
+    assert msg["template"] == "SMS_900000001"  # the tenant's code, not the service default SMS_900000002

@@ -239,3 +239,22 @@ def test_sla_events_reach_the_roles_they_name() -> None:
     assert reqs[0].params == {"order": "N1", "action": "督办"}
     no_grid = domain.on_escalation(uuid.UUID(int=4), esc.model_copy(update={"grid_code": None}))
     assert "grid_head" not in [r.recipient.table_kind for r in no_grid]
+
+
+def test_templates_are_checked_against_provider_rules_when_saved() -> None:
+    ok = domain.check_template(
+        "ticket_assigned", "aliyun", "工单${order}已派给贵单位，请于${due}前办结。", ["order", "due"]
+    )
+    assert ok == []
+    assert domain.check_template("ticket_assigned", "tencent", "工单{1}已派发，请于{2}前办结。", ["order", "due"]) == []
+
+    def codes(*args: Any) -> list[str]:
+        return [p.code for p in domain.check_template(*args)]
+
+    assert codes("nope", "aliyun", "x", []) == ["unknown_template_name"]
+    assert codes("ticket_assigned", "aliyun", "工单${order}${phone}", ["order", "phone"]) == ["unknown_variable"]
+    assert codes("ticket_assigned", "aliyun", "工单${order}", ["order", "due"]) == ["variables_mismatch"]
+    assert codes("ticket_assigned", "tencent", "工单{1}{3}", ["order", "due"]) == ["variables_mismatch"]
+    assert codes("ticket_received", "aliyun", "【某市】工单${order}", ["order"]) == ["forbidden_content"]
+    assert codes("ticket_received", "aliyun", "详见 https://x.cn ${order}", ["order"]) == ["forbidden_content"]
+    assert codes("ticket_received", "aliyun", "工" * 500 + "${order}", ["order"]) == ["content_too_long"]

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gridline_boot.http import ApiError
 from gridline_pii import InvalidPhone, Keyring, mask_phone, normalize_phone
 
-from . import receipts, store
+from . import domain, receipts, store
 from .domain import ROLES
 
 # "unit" is a unit's liaison (联络员); the others are directory roles, keyed by unit code, grid code,
@@ -74,6 +74,21 @@ class LimitsIn(BaseModel):
 
 class LimitsOut(LimitsIn):
     tenant: str
+
+
+class TemplateIn(BaseModel):
+    """A template the provider approved for this tenant, as approved (text with its placeholders)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    code: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1, max_length=1000)
+    variables: list[str] = Field(default_factory=list, max_length=10)
+
+
+class TemplateOut(TemplateIn):
+    tenant: str
+    provider: str
+    name: str
 
 
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -138,6 +153,20 @@ def build_router() -> APIRouter:
             )
             for r in rows
         ]
+
+    @router.put("/templates/{provider}/{name}", response_model=TemplateOut)
+    async def put_template(tenant: str, provider: str, name: str, body: TemplateIn, sessions: Sessions) -> Any:
+        """Save a tenant's template after checking it against the provider's rules (length, keywords, variables)."""
+        if provider not in ("aliyun", "tencent"):
+            raise ApiError(422, "invalid_provider", "服务商应为 aliyun 或 tencent")
+        problems = domain.check_template(name, provider, body.text, body.variables)
+        if problems:
+            raise ApiError(
+                422, problems[0].code, problems[0].message, [{"code": p.code, "message": p.message} for p in problems]
+            )
+        async with sessions() as s, s.begin():
+            await store.put_template(s, tenant=tenant, provider=provider, name=name, **body.model_dump())
+        return TemplateOut(tenant=tenant, provider=provider, name=name, **body.model_dump())
 
     @router.put("/limits", response_model=LimitsOut)
     async def put_limits(tenant: str, body: LimitsIn, sessions: Sessions) -> Any:

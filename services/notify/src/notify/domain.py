@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -371,3 +372,54 @@ def delivery_after(current: Delivery, r: Receipt) -> Delivery:
 def expire_after(sent_at: datetime, now: datetime, window: timedelta) -> bool:
     """A send with no receipt for this long is ``expired`` (Aliyun stops re-pushing after ~16 min)."""
     return now - sent_at >= window
+
+
+# --- templates per tenant, checked when saved (issue item 5) --------------------------------------
+
+# What each of our template names is given to fill in (the rules above decide the values).
+TEMPLATE_VARIABLES: dict[str, tuple[str, ...]] = {
+    "ticket_received": ("order",),
+    "ticket_assigned": ("order", "due"),
+    "sla_warning": ("order", "due"),
+    "sla_breached": ("order", "due"),
+    "escalation_raised": ("order", "action"),
+}
+# Provider rules (reference §1.6, §1.9, §2.3): content length, the signature brackets the provider
+# adds itself, no links, Aliyun's named ${var} and Tencent's positional {1}… matching the variables.
+MAX_CONTENT = 500
+_FORBIDDEN = ("【", "】", "http://", "https://", "www.")
+_ALIYUN_VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+_TENCENT_VAR = re.compile(r"\{(\d+)\}")
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    code: str  # stable snake_case
+    message: str  # Chinese, for the admin
+
+
+def check_template(name: str, provider: str, text: str, variables: Sequence[str]) -> list[TemplateProblem]:
+    """Problems that would make the provider refuse the template or our sends with it; [] = fine."""
+    problems: list[TemplateProblem] = []
+    given = TEMPLATE_VARIABLES.get(name)
+    if given is None:
+        return [TemplateProblem("unknown_template_name", f"没有名为 {name} 的通知模板")]
+    unknown = [v for v in variables if v not in given]
+    if unknown:
+        problems.append(TemplateProblem("unknown_variable", f"变量 {'、'.join(unknown)} 不在 {name} 提供的变量中"))
+    if len(text) > MAX_CONTENT:
+        problems.append(TemplateProblem("content_too_long", f"模板内容超过 {MAX_CONTENT} 字"))
+    bad = [w for w in _FORBIDDEN if w in text.lower()]
+    if bad:
+        problems.append(
+            TemplateProblem("forbidden_content", f"模板内容不能包含 {'、'.join(bad)}（签名由服务商添加，不允许链接）")
+        )
+    if provider == "aliyun":
+        used = set(_ALIYUN_VAR.findall(text))
+        if used != set(variables):
+            problems.append(TemplateProblem("variables_mismatch", "模板中的 ${变量} 与声明的变量不一致"))
+    else:
+        positions = sorted({int(p) for p in _TENCENT_VAR.findall(text)})
+        if positions != list(range(1, len(variables) + 1)):
+            problems.append(TemplateProblem("variables_mismatch", "模板中的 {1}、{2}… 与声明的变量个数不一致"))
+    return problems

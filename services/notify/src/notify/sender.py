@@ -137,9 +137,10 @@ class Sender:
     async def send_due(self, now: datetime) -> int:
         async with self.sessions() as s, s.begin():
             rows = await self._claim(s, now)
+            own = await store.templates_for(s, sorted({r.tenant for r in rows})) if rows else {}
         if not rows:
             return 0
-        results = await asyncio.gather(*(self._call(r) for r in rows))
+        results = await asyncio.gather(*(self._call(r, own) for r in rows))
         await self._record(list(zip(rows, results, strict=True)))
         return len(rows)
 
@@ -185,9 +186,14 @@ class Sender:
         index: int = min(row.provider_index, len(self.routes) - 1)
         return self.routes[index]
 
-    async def _call(self, row: Any) -> tuple[SendResult, float]:
+    async def _call(self, row: Any, own: dict[tuple[str, str, str], Any]) -> tuple[SendResult, float]:
         route = self._route(row)
-        ref = route.templates.get(row.template)
+        tenant_ref = own.get((row.tenant, route.name, row.template))
+        ref = (
+            TemplateRef(code=tenant_ref.code, params=list(tenant_ref.variables))
+            if tenant_ref is not None
+            else route.templates.get(row.template)
+        )
         started = time.perf_counter()
         if ref is None:  # another provider may have this template approved
             result = SendResult(route.name, "rejected", None, "no_template", "模板未配置", failover=True)

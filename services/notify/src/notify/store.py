@@ -99,6 +99,20 @@ receipt = Table(
 
 Index("ix_receipt_unmatched", receipt.c.provider_message_id, postgresql_where=text("notification_id IS NULL"))
 
+# A tenant's own approved templates (checked against the provider's rules when saved); tenants
+# without one use the service's configured template codes.
+tenant_template = Table(
+    "tenant_template",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("provider", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("code", Text, nullable=False),
+    Column("variables", JSONB, nullable=False),  # in the template's positional order
+    Column("text", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 # A tenant's own delivery limits; tenants without a row use the service defaults (settings).
 tenant_limits = Table(
     "tenant_limits",
@@ -225,6 +239,27 @@ async def put_limits(session: AsyncSession, **values: Any) -> None:
             set_={**{k: stmt.excluded[k] for k in values if k != "tenant"}, "updated_at": func.now()},
         )
     )
+
+
+async def put_template(session: AsyncSession, **values: Any) -> None:
+    stmt = insert(tenant_template).values(**values)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant", "provider", "name"],
+            set_={
+                "code": stmt.excluded.code,
+                "variables": stmt.excluded.variables,
+                "text": stmt.excluded.text,
+                "updated_at": func.now(),
+            },
+        )
+    )
+
+
+async def templates_for(session: AsyncSession, tenants: list[str]) -> dict[tuple[str, str, str], Any]:
+    """(tenant, provider, name) → the tenant's template row."""
+    rows = await session.execute(select(tenant_template).where(tenant_template.c.tenant.in_(tenants)))
+    return {(r.tenant, r.provider, r.name): r for r in rows}
 
 
 async def defer(session: AsyncSession, until: dict[uuid.UUID, datetime]) -> None:
