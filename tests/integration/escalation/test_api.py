@@ -3,6 +3,7 @@ overrides, and the 2027 gap as a clear error."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -12,8 +13,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from escalation import store
 from escalation.api import build_router
 from escalation.handlers import Escalation
 from escalation.policy import DEFAULT_POLICIES
@@ -37,6 +40,7 @@ async def api(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx
     app.include_router(build_router())
     app.state.sessions = sessions
     app.state.timezone = "Asia/Shanghai"
+    app.state.escalation = Escalation(timezone="Asia/Shanghai")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://esc") as c:
         yield c
 
@@ -196,3 +200,14 @@ async def test_supervision_records_open_with_the_ladder_and_close_by_verificatio
     assert len(still_open) == 1
     unknown = await api.post(f"/v1/tenants/{TENANT}/supervisions/{uuid.uuid4()}/close", json=done.json())
     assert unknown.status_code == 404
+
+    # The 督办 repeats every 2 h (twice so far); acknowledging it stops the rest.
+    ack = await api.post(f"/v1/tenants/{TENANT}/clocks/{tid}/ack", json={"by": "XH-SUP-07"})
+    assert ack.status_code == 200, ack.text
+    assert ack.json()["level"] == "E3" and ack.json()["next_due_at"] is None
+    again_ack = await api.post(f"/v1/tenants/{TENANT}/clocks/{tid}/ack", json={"by": "XH-SUP-07"})
+    assert again_ack.status_code == 409 and again_ack.json()["error"]["code"] == "nothing_to_acknowledge"
+    async with sessions() as s:
+        payloads = (await s.execute(select(store.outbox.c.payload).where(store.outbox.c.key == str(tid)))).scalars()
+        acks = [json.loads(p) for p in payloads if b"repeats_cancelled" in p]
+    assert [(a["step_code"], a["repeats_cancelled"], a["by"]) for a in acks] == [("E3", 2, "XH-SUP-07")]

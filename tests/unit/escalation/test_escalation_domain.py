@@ -520,3 +520,28 @@ class TestVetoCategories:
 
 def replace_dispatch(**changes: Any) -> TicketDispatchedV1:
     return dispatched().model_copy(update=changes)
+
+
+class TestAcknowledge:
+    def test_acknowledging_a_repeating_step_stops_its_repeats(self) -> None:
+        start = at(2026, 11, 23, 10)
+        clock, _ = arm_clock(dispatched(start, key="critical-2h"), TENANT, CRITICAL, CAL)
+        clock, events = tick(clock, start + timedelta(hours=4, minutes=1), CRITICAL, CAL)
+        assert [getattr(e, "step_code", None) for e in events if isinstance(e, EscalationRaisedV1)] == [
+            "E1",
+            "E2",
+            "E3",
+        ]
+        acked, out = escalation.domain.acknowledge(
+            clock, start + timedelta(hours=4, minutes=5), CRITICAL, CAL, "督查组-王"
+        )
+        assert out[0].repeats_cancelled == 3 and out[0].step_code == "E3"  # type: ignore[union-attr]
+        assert acked.next_due_at is None
+        _, later = tick(acked, start + timedelta(hours=12), CRITICAL, CAL)
+        assert later == []
+
+    def test_nothing_to_acknowledge_before_a_step_repeats(self) -> None:
+        clock, _ = arm_clock(dispatched(), TENANT, STANDARD, CAL)
+        with pytest.raises(ClockError) as err:
+            escalation.domain.acknowledge(clock, MONDAY_10, STANDARD, CAL, "督查组-王")
+        assert err.value.code == "nothing_to_acknowledge"

@@ -203,6 +203,26 @@ class SlaClockStoppedV1(EventData):
     reason: str | None = None
 
 
+class SlaAcknowledgedV1(EventData):
+    """Someone acknowledged the ladder step the clock is on (PagerDuty semantics): its repeats stop.
+
+    ``by`` is a staff or unit id, never a person's contact data."""
+
+    TYPE = "sla.acknowledged"
+    VERSION = 1
+
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    policy_key: str
+    clock: ClockKind = "handle"
+    round: int = 0
+    step_code: str
+    repeats_cancelled: int
+    acknowledged_at: datetime
+    by: str
+
+
 register(
     SlaClockStartedV1,
     SlaWarnedV1,
@@ -212,4 +232,5 @@ register(
     SlaClockPausedV1,
     SlaClockResumedV1,
     SlaClockStoppedV1,
+    SlaAcknowledgedV1,
 )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .envelope import EventData
 from .escalation import (
     EscalationRaisedV1,
+    SlaAcknowledgedV1,
     SlaBreachedV1,
     SlaClockExtendedV1,
     SlaClockPausedV1,
@@ -130,6 +131,7 @@ SLA = Topic(
         SlaClockPausedV1,
         SlaClockResumedV1,
         SlaClockStoppedV1,
+        SlaAcknowledgedV1,
     ),
     consumers=("notify", "intake"),
 )

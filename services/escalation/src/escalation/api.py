@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,7 +19,8 @@ from gridline_boot.http import ApiError
 
 from . import rankings, store, supervision
 from .calendar import CalendarGapError, WorkCalendar
-from .domain import Clock
+from .domain import Clock, ClockError
+from .handlers import Escalation
 from .policy import DEFAULT_POLICIES, PolicyError, SlaPolicy, UnknownPolicyError, lookup_policy
 
 
@@ -48,6 +49,11 @@ class ClockOut(BaseModel):
     next_due_at: datetime | None
     extension_no: int
     stopped_at: datetime | None
+
+
+class AckIn(BaseModel):
+    by: str = Field(min_length=1, max_length=64, description="staff or unit id, not a name or phone number")
+    kind: Literal["sign", "handle"] = "handle"
 
 
 class CloseIn(BaseModel):
@@ -95,6 +101,19 @@ def build_router() -> APIRouter:
         async with sessions() as s:
             c = await store.get_clock(s, ticket_id, kind)
         if c is None or c.tenant != tenant:
+            raise ApiError(404, "clock_not_found", "该工单尚无办理时限（未派单或不存在）")
+        return _out(c)
+
+    @router.post("/clocks/{ticket_id}/ack", response_model=ClockOut)
+    async def acknowledge(tenant: str, ticket_id: uuid.UUID, body: AckIn, sessions: Sessions, request: Request) -> Any:
+        """Acknowledge the supervision step a ticket's clock is on: a repeating step (e.g. 督办 every 2 h) stops."""
+        escalation: Escalation = request.app.state.escalation
+        async with sessions() as s, s.begin():
+            try:
+                c = await escalation.acknowledge(s, tenant, ticket_id, body.kind, body.by)
+            except ClockError as exc:
+                raise ApiError(409, exc.code, "该工单当前没有可确认的重复督办步骤") from None
+        if c is None:
             raise ApiError(404, "clock_not_found", "该工单尚无办理时限（未派单或不存在）")
         return _out(c)
 

@@ -39,6 +39,7 @@ def create_app(settings: EscalationSettings) -> FastAPI:
         )
         app.state.sessions = sessions
         app.state.timezone = settings.timezone
+        app.state.escalation = escalation
         app.state.runtime = runtime
         await runtime.start()
         if "worker" in settings.roles:

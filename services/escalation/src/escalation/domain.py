@@ -31,6 +31,7 @@ from typing import Literal, TypedDict
 from gridline_contracts.escalation import (
     ClockKind,
     EscalationRaisedV1,
+    SlaAcknowledgedV1,
     SlaBreachedV1,
     SlaClockExtendedV1,
     SlaClockPausedV1,
@@ -55,6 +56,7 @@ SlaEvent = (
     | SlaClockPausedV1
     | SlaClockResumedV1
     | SlaClockStoppedV1
+    | SlaAcknowledgedV1
 )
 
 _ZERO = timedelta(0)
@@ -419,6 +421,27 @@ def stop(clock: Clock, at: datetime, reason: str | None = None) -> tuple[Clock, 
         reason=reason,
     )
     return c, [stopped]
+
+
+def acknowledge(
+    clock: Clock, at: datetime, policy: SlaPolicy, calendar: WorkCalendar, by: str
+) -> tuple[Clock, list[SlaEvent]]:
+    """Acknowledge the step the clock is on: a repeating step stops repeating (PagerDuty's ack).
+
+    Only the current level can be acknowledged, and only while it still has repeats to come;
+    the ladder's later steps, the warning and the breach are unaffected.
+    """
+    _check_policy(clock, policy)
+    _aware(at, "at")
+    if clock.state == "stopped":
+        raise ClockError("clock_stopped", "the clock has ended; nothing to acknowledge")
+    step = policy.ladder[clock.next_step] if clock.next_step < len(policy.ladder) else None
+    if step is None or clock.level != step.code or clock.repeat_no == 0:
+        raise ClockError("nothing_to_acknowledge", "no repeating step is in progress on this clock")
+    cancelled = step.repeat_max - clock.repeat_no + 1
+    c = _settle(replace(clock, next_step=clock.next_step + 1, repeat_no=0, next_step_at=None), policy, calendar)
+    acked = SlaAcknowledgedV1(**_ids(c), step_code=step.code, repeats_cancelled=cancelled, acknowledged_at=at, by=by)
+    return c, [acked]
 
 
 # -- internals -----------------------------------------------------------------------------------

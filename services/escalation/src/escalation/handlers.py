@@ -299,6 +299,30 @@ class Escalation:
                     records.append(record)
         await store.add_supervisions(session, records)
 
+    # -- supervisor commands ---------------------------------------------------------------------
+
+    async def acknowledge(self, session: AsyncSession, tenant: str, ticket_id: Any, kind: str, by: str) -> Clock | None:
+        """Acknowledge the step the ticket's newest clock of ``kind`` is on; None if there is no such clock.
+
+        Raises ClockError when nothing can be acknowledged."""
+        clocks = [c for c in await store.ticket_clocks(session, ticket_id, lock=True) if c.kind == kind]
+        if not clocks or clocks[-1].tenant != tenant:
+            return None
+        c = clocks[-1]
+        policy = await self.policy_of(session, c)
+        new, events = domain.acknowledge(c, datetime.now(UTC), policy, await self.calendar(session, tenant), by)
+        await store.save_clock(session, new)
+        subject = str(ticket_id)
+        await outbox.add(
+            session,
+            store.outbox,
+            [
+                Envelope(source="escalation", tenant=tenant, subject=subject, correlation_id=subject, data=e)
+                for e in events
+            ],
+        )
+        return new
+
     # -- timer -------------------------------------------------------------------------------------
 
     async def tick_due(self, session: AsyncSession, now: datetime, limit: int) -> list[datetime]:
