@@ -521,18 +521,6 @@ async def attempts_of(session: AsyncSession, tenant: str, nid: uuid.UUID) -> lis
     )
 
 
-async def attempts_for(session: AsyncSession, nids: list[uuid.UUID]) -> list[Any]:
-    return list(
-        (
-            await session.execute(
-                select(attempt)
-                .where(attempt.c.notification_id.in_(nids))
-                .order_by(attempt.c.notification_id, attempt.c.no)
-            )
-        ).all()
-    )
-
-
 async def list_for_ticket(session: AsyncSession, tenant: str, ticket_id: uuid.UUID) -> list[Any]:
     return list(
         (
