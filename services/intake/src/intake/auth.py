@@ -74,8 +74,8 @@ def _keys(spec: str) -> list[tuple[str, str]]:
     pairs = []
     for part in spec.split(","):
         kid, _, secret = part.strip().partition(":")
-        if not kid or len(secret) < 16:
-            raise ValueError("staff token keys are kid:secret with secrets of 16+ characters")
+        if not kid or len(secret) < 32:  # RFC 7518 §3.2: an HS256 key at least as long as the hash
+            raise ValueError("staff token keys are kid:secret with secrets of 32+ characters")
         pairs.append((kid, secret))
     return pairs
 
