@@ -253,16 +253,15 @@ async def add_outbox_bulk(session: AsyncSession, envelopes: list[Envelope[Any]])
     """
     if not envelopes:
         return 0
-    rows = [
-        (
-            env.id,
-            topic_for(type(env.data)).name,
-            env.subject,
-            json.dumps([[k, v.decode()] for k, v in env.headers()]),
-            env.body(),
-        )
-        for env in envelopes
-    ]
+    topics: dict[type[Any], str] = {}
+    rows = []
+    for env in envelopes:
+        kind = type(env.data)
+        topic = topics.get(kind)
+        if topic is None:
+            topic = topics[kind] = topic_for(kind).name
+        headers = json.dumps([[k, v.decode()] for k, v in env.headers()], ensure_ascii=False)
+        rows.append((env.id, topic, env.subject, headers, env.body()))
     driver = await _driver(session)
     await driver.copy_records_to_table(
         outbox.name, schema_name=SCHEMA, columns=["event_id", "topic", "key", "headers", "payload"], records=rows
