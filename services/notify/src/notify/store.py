@@ -74,6 +74,8 @@ notification = Table(
     Column("replayed_attempts", Integer, nullable=False, server_default="0"),  # attempts before the last replay
     Column("delivered_at", DateTime(timezone=True)),
 )
+# The expiry sweep runs every few seconds: only rows still waiting for a receipt are indexed.
+Index("ix_notification_awaiting_receipt", notification.c.sent_at, postgresql_where=text("delivery = 'sent'"))
 Index(
     "ix_notification_recipient_recent",
     notification.c.recipient_hash,
