@@ -298,3 +298,25 @@ async def _clock_where(ctx: Ctx, tid: uuid.UUID, kind: str, round_no: int, ok: C
         if c.kind == kind and c.round == round_no and ok(c):
             return c
     return None
+
+
+async def test_a_deadline_in_a_year_without_calendar_data_is_dead_lettered_never_guessed(ctx: Ctx, stack: Any) -> None:
+    """Dispatched on 28 Dec 2026, 5 working days reach into 2027, which chinese_calendar does not
+    cover and no override declares: no clock is armed, the dispatch goes to the dead letters (to be
+    replayed once the notice is entered) and the alert counter moves."""
+    from escalation import metrics
+    from gridline_messaging.dlq import list_dead_letters
+
+    gaps_before = metrics.CALENDAR_GAPS._value.get()
+    tid, no = uuid.uuid4(), "GL-IT-LIFE-2027"
+    env = envelope(dispatched(tid, no, sh(2026, 12, 28, 10)))
+    await ctx.send(env)
+
+    async def dead_lettered() -> Any:
+        letters = await list_dead_letters(stack.kafka, "escalation", f"{ctx.topic}.dlq")
+        return [d for d in letters if d.ce_id == str(env.id)]
+
+    letters = await ctx.until("dead letter", dead_lettered)
+    assert "2027" in letters[0].error
+    assert await ctx.clocks(tid) == []
+    assert metrics.CALENDAR_GAPS._value.get() > gaps_before
