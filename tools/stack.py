@@ -21,7 +21,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("intake", "routing", "escalation", "notify")
-SMS_TEMPLATES = ("SMS_900000001:order", "SMS_900000002:order,due")
+SMS_TEMPLATES = (
+    "SMS_900000001:order",
+    "SMS_900000002:order,due",
+    "SMS_900000003:order,due",
+    "SMS_900000004:order,due",
+    "SMS_900000005:order,action",
+)
 
 
 def free_port() -> int:
@@ -64,6 +70,7 @@ class Stack:
         self.keys.setdefault("PII_KEY_INTAKE", new_key("i1"))
         self.keys.setdefault("PII_KEY_NOTIFY", new_key("n1"))
         self.keys.setdefault("PII_TRANSIT_KEY", new_key("t1"))
+        self.keys.setdefault("RECEIPT_TOKEN", base64.urlsafe_b64encode(os.urandom(18)).decode())
         self.keys.setdefault("STAFF_TOKEN_KEYS", new_key("s1"))
 
     def env(self, service: str) -> dict[str, str]:
@@ -84,6 +91,7 @@ class Stack:
         if service == "notify":
             env["PII_KEY"] = self.keys["PII_KEY_NOTIFY"]
             env["SMS_PROVIDER_BASE_URL"] = f"http://127.0.0.1:{self.ports['fake-sms']}"
+            env["RECEIPT_TOKEN"] = self.keys["RECEIPT_TOKEN"]
         env.update(self.extra_env)
         return env
 
@@ -92,8 +100,11 @@ class Stack:
         from intake.auth import StaffTokens
 
         token = StaffTokens(self.keys["STAFF_TOKEN_KEYS"]).issue(
-            sub=f"stack-{role}", tenant=tenant, role=role, unit=unit
-        )  # type: ignore[arg-type]
+            sub=f"stack-{role}",
+            tenant=tenant,
+            role=role,  # type: ignore[arg-type]
+            unit=unit,
+        )
         return {"Authorization": f"Bearer {token}"}
 
     def run_cli(self, service: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -131,6 +142,9 @@ class Stack:
         for t in SMS_TEMPLATES:
             cmd += ["--template", t]
         cmd += ["--per-minute", "1000", "--per-hour", "10000", "--per-day", "100000"]
+        # The fake pushes a delivery receipt for every accepted send, as Aliyun's SmsReport does.
+        receipts = f"http://127.0.0.1:{self.ports['notify']}/v1/receipts/aliyun?token={self.keys['RECEIPT_TOKEN']}"
+        cmd += ["--report-url", receipts]
         return self._spawn("fake-sms", cmd, dict(os.environ))
 
     def start(self, service: str) -> Proc:
