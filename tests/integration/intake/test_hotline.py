@@ -176,3 +176,49 @@ async def test_changes_after_close_are_refused(intake: Intake) -> None:
     assert r.status_code == 200 and r.json()["status"] == "direct_closed"
     r = await push(intake.client, order(ext, content="再次反映噪音问题仍未解决"))
     assert r.status_code == 409 and r.json()["error"]["code"] == "ticket_finished"
+
+
+async def test_an_integration_reads_only_what_it_pushed(intake: Intake) -> None:
+    ext = "HZ12345-" + uuid.uuid4().hex[:10]
+    mine = (await push(intake.client, order(ext))).json()
+    citizen = await intake.report()
+    for ticket_id, expected in ((mine["ticket_id"], 200), (citizen["ticket_id"], 404)):
+        r = await intake.client.get(f"/v1/tenants/{TENANT}/tickets/{ticket_id}", headers=_get_headers())
+        assert r.status_code == expected, r.text
+    r = await intake.client.post(
+        f"/v1/tenants/{TENANT}/tickets/{mine['ticket_id']}/sign", content=b"{}", headers=_signed_headers(b"{}")
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "role_not_allowed"
+
+
+def _signed_headers(body: bytes, key: str = "hz12345", secret: str = HOTLINE_SECRET) -> dict[str, str]:
+    t, n = str(int(time.time())), uuid.uuid4().hex
+    return {
+        "content-type": "application/json",
+        "X-Api-Key": key,
+        "X-Timestamp": t,
+        "X-Nonce": n,
+        "X-Signature": signature(secret, t, n, body),
+    }
+
+
+async def test_an_integration_acting_as_a_unit_has_exactly_that_units_rights(intake: Intake) -> None:
+    from intake import handlers
+
+    from .test_lifecycle import assigned, feed
+
+    ours, theirs = await intake.report(), await intake.report()
+    await feed(intake, handlers.on_dispatch_assigned, assigned(ours["ticket_id"], "330106-CGJ"))
+    await feed(intake, handlers.on_dispatch_assigned, assigned(theirs["ticket_id"], "330106-SCJGJ"))
+    bridge = {"key": "cg-bridge", "secret": "cg-bridge-secret-0123456789"}
+    url = f"/v1/tenants/{TENANT}/tickets"
+    r = await intake.client.post(
+        f"{url}/{ours['ticket_id']}/sign", content=b"{}", headers=_signed_headers(b"{}", **bridge)
+    )
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    r = await intake.client.post(
+        f"{url}/{theirs['ticket_id']}/sign", content=b"{}", headers=_signed_headers(b"{}", **bridge)
+    )
+    assert r.status_code == 404
+    hist = (await intake.client.get(f"{url}/{ours['ticket_id']}/history", headers=intake.staff("platform"))).json()
+    assert hist[-1]["actor"] == "integration:cg-bridge" and hist[-1]["actor_role"] == "unit"

@@ -240,14 +240,10 @@ def may_read(p: Principal, t: Ticket) -> bool:
         # An integration reads what it submitted, or — acting as a unit — that unit's tickets.
         if "act_as_unit" in p.scopes and p.unit_code:
             return p.unit_code == t.unit_code or p.unit_code in t.co_unit_codes
-        return "read_own" in p.scopes and t.channel == _channel_of(p)
+        return "read_own" in p.scopes and t.source == p.id
     if p.role in READ_ALL_ROLES:
         return True
     return p.unit_code is not None and (p.unit_code == t.unit_code or p.unit_code in t.co_unit_codes)
-
-
-def _channel_of(p: Principal) -> str:
-    return {"hotline": "hotline", "open311": "open311"}.get(p.role, "citizen")
 
 
 async def visible_ticket(deps: Any, s: Any, p: Principal, tenant: str, ref: str, *, for_update: bool = False) -> Ticket:

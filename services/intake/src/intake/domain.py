@@ -212,6 +212,7 @@ class Ticket:
     last_resolved: bool | None = None
     closed_at: datetime | None = None
     merge_parent_id: uuid.UUID | None = None
+    source: str | None = None  # the integration that pushed it, if any
 
 
 @dataclass(frozen=True)
@@ -370,6 +371,7 @@ def receive(
         received_at=now,
         reporter=report.reporter,
         platform_due_at=report.platform_due_at,
+        source=report.origin.integration if report.origin else None,
     )
     event = TicketReceivedV1(
         ticket_id=ticket.id,

@@ -374,6 +374,7 @@ def _row_to_ticket(r: Any) -> Ticket:
         last_resolved=r.last_resolved,
         closed_at=r.closed_at,
         merge_parent_id=r.merge_parent_id,
+        source=r.source,
     )
 
 
