@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -211,3 +211,21 @@ async def test_supervision_records_open_with_the_ladder_and_close_by_verificatio
         payloads = (await s.execute(select(store.outbox.c.payload).where(store.outbox.c.key == str(tid)))).scalars()
         acks = [json.loads(p) for p in payloads if b"repeats_cancelled" in p]
     assert [(a["step_code"], a["repeats_cancelled"], a["by"]) for a in acks] == [("E3", 2, "XH-SUP-07")]
+
+
+async def test_working_hours_are_tenant_data(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    url = "/v1/tenants/330108/calendar/working-hours"
+    assert (await api.get(url)).json() == {"windows": [["09:00", "12:00"], ["13:30", "17:30"]]}
+    bad = await api.put(url, json={"windows": [["14:00", "18:00"], ["08:30", "12:00"]]})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_working_hours"
+    nonsense = await api.put(url, json={"windows": [["8 点", "12:00"]]})
+    assert nonsense.status_code == 422 and nonsense.json()["error"]["code"] == "bad_working_hours"
+    assert (await api.put(url, json={"windows": [["08:30", "12:00"], ["14:00", "18:00"]]})).status_code == 204
+    assert (await api.get(url)).json() == {"windows": [["08:30", "12:00"], ["14:00", "18:00"]]}
+    async with sessions() as s:
+        cal = await Escalation(timezone="Asia/Shanghai").calendar(s, "330108")
+    assert cal.working_hours == ((time(8, 30), time(12)), (time(14), time(18)))
+    # Close of business is now 18:00: a 1-working-day limit from Monday ends Tuesday 18:00.
+    assert cal.add_working_days(datetime(2026, 11, 23, 10, tzinfo=ZoneInfo("Asia/Shanghai")), 1).hour == 18

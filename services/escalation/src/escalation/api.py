@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gridline_boot.http import ApiError
 
 from . import rankings, store, supervision
-from .calendar import CalendarGapError, WorkCalendar
+from .calendar import DEFAULT_WORKING_HOURS, CalendarGapError, WorkCalendar
 from .domain import Clock, ClockError
 from .handlers import Escalation
 from .policy import DEFAULT_POLICIES, PolicyError, SlaPolicy, UnknownPolicyError, lookup_policy
@@ -54,6 +54,10 @@ class ClockOut(BaseModel):
 class AckIn(BaseModel):
     by: str = Field(min_length=1, max_length=64, description="staff or unit id, not a name or phone number")
     kind: Literal["sign", "handle"] = "handle"
+
+
+class WorkingHoursIn(BaseModel):
+    windows: list[tuple[str, str]] = Field(min_length=1, max_length=6)
 
 
 class CloseIn(BaseModel):
@@ -179,6 +183,29 @@ def build_router() -> APIRouter:
             except IntegrityError:
                 raise ApiError(409, "policy_version_conflict", "该策略正被他人同时修改，请刷新后重试") from None
         return saved.to_dict()
+
+    @router.get("/calendar/working-hours")
+    async def get_working_hours(tenant: str, sessions: Sessions) -> Any:
+        """The tenant's working-hour windows (local wall times); the default when it has none."""
+        async with sessions() as s:
+            hours = await store.tenant_working_hours(s, tenant)
+        windows = hours or list(DEFAULT_WORKING_HOURS)
+        return {"windows": [[a.isoformat("minutes"), b.isoformat("minutes")] for a, b in windows]}
+
+    @router.put("/calendar/working-hours", status_code=204)
+    async def put_working_hours(tenant: str, body: WorkingHoursIn, sessions: Sessions) -> None:
+        """Set the tenant's working-hour windows (working-hour limits, close of business).
+
+        Deadlines already computed keep their value; times computed from now on use the new windows."""
+        try:
+            windows = [(time.fromisoformat(a), time.fromisoformat(b)) for a, b in body.windows]
+            WorkCalendar(working_hours=windows)  # validates: non-empty, ordered, not overlapping
+        except ValueError as exc:
+            raise ApiError(
+                422, "bad_working_hours", "工作时段无效：须为按时间先后排列、互不重叠的 HH:MM 时段", str(exc)
+            ) from None
+        async with sessions() as s, s.begin():
+            await store.set_working_hours(s, tenant, windows)
 
     @router.put("/calendar/{day}", status_code=204)
     async def put_override(tenant: str, day: date, body: CalendarDayIn, sessions: Sessions) -> None:

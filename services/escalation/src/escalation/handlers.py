@@ -62,7 +62,10 @@ class Escalation:
     async def calendar(self, session: AsyncSession, tenant: str) -> WorkCalendar:
         overrides = await store.overrides(session, tenant)
         years = {d.year for d in overrides} - {y for y in range(2004, 2027)}
-        return WorkCalendar(self.timezone, overrides, override_years=years)
+        hours = await store.tenant_working_hours(session, tenant)
+        if hours is None:
+            return WorkCalendar(self.timezone, overrides, override_years=years)
+        return WorkCalendar(self.timezone, overrides, hours, override_years=years)
 
     async def policy_of(self, session: AsyncSession, c: Clock) -> SlaPolicy:
         """Exactly the (key, version) the clock was armed with."""

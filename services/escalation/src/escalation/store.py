@@ -6,7 +6,7 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import asyncpg
@@ -137,6 +137,14 @@ supervision = Table(
     Column("verification", Text),
 )
 Index("ix_supervision_open", supervision.c.tenant, supervision.c.due_at, postgresql_where=text("closed_at IS NULL"))
+
+# A tenant's working-hour windows, e.g. [["09:00", "12:00"], ["13:30", "17:30"]]; absent: the default.
+working_hours = Table(
+    "working_hours",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("windows", JSONB, nullable=False),
+)
 
 outbox = make_outbox_table(metadata)
 inbox = make_inbox_table(metadata)
@@ -470,3 +478,16 @@ async def save_supervision_closure(session: AsyncSession, s: Supervision) -> Non
         .where(supervision.c.id == s.id)
         .values(closed_at=s.closed_at, verified_by=s.verified_by, verification=s.verification)
     )
+
+
+async def tenant_working_hours(session: AsyncSession, tenant: str) -> list[tuple[time, time]] | None:
+    windows = await session.scalar(select(working_hours.c.windows).where(working_hours.c.tenant == tenant))
+    if windows is None:
+        return None
+    return [(time.fromisoformat(a), time.fromisoformat(b)) for a, b in windows]
+
+
+async def set_working_hours(session: AsyncSession, tenant: str, windows: list[tuple[time, time]]) -> None:
+    data = [[a.isoformat("minutes"), b.isoformat("minutes")] for a, b in windows]
+    stmt = insert(working_hours).values(tenant=tenant, windows=data)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["tenant"], set_={"windows": data}))
