@@ -95,6 +95,7 @@ def make_settings(stack: Any, db: str, **overrides: Any) -> IntakeSettings:
         },
         {"id": "tiny", "tenant": TENANT, "secret": "tiny-secret-0123456789", "rate_per_minute": 2},
         {"id": "fms", "tenant": TENANT, "secret": OPEN311_KEY, "kind": "open311"},
+        {"id": "wx-mini", "tenant": TENANT, "secret": "wx-mini-secret-0123456789", "kind": "citizen"},
     ]
     values: dict[str, Any] = {
         "database_url": db,

@@ -222,3 +222,26 @@ async def test_an_integration_acting_as_a_unit_has_exactly_that_units_rights(int
     assert r.status_code == 404
     hist = (await intake.client.get(f"{url}/{ours['ticket_id']}/history", headers=intake.staff("platform"))).json()
     assert hist[-1]["actor"] == "integration:cg-bridge" and hist[-1]["actor_role"] == "unit"
+
+
+async def test_a_signed_mini_program_backend_reads_back_its_own_reports(intake: Intake) -> None:
+    wx = {"key": "wx-mini", "secret": "wx-mini-secret-0123456789"}
+    body = {"tenant": TENANT, "category_code": "200102", "description": "路边垃圾桶破损", "address": "文一路 2 号"}
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    r = await intake.client.post("/v1/reports", content=raw, headers=_signed_headers(raw, **wx))
+    assert r.status_code == 201, r.text
+    tid = r.json()["ticket_id"]
+    got = await intake.client.get(f"/v1/tenants/{TENANT}/tickets/{tid}", headers=_signed_headers(b"", **wx))
+    assert got.status_code == 200 and got.json()["channel"] == "citizen"
+    other = await intake.report()
+    got = await intake.client.get(
+        f"/v1/tenants/{TENANT}/tickets/{other['ticket_id']}", headers=_signed_headers(b"", **wx)
+    )
+    assert got.status_code == 404
+    raw = json.dumps(body | {"tenant": "330108"}, ensure_ascii=False).encode()
+    r = await intake.client.post("/v1/reports", content=raw, headers=_signed_headers(raw, **wx))
+    assert r.status_code == 403
+    r = await intake.client.post(
+        "/v1/reports", content=raw, headers=_signed_headers(raw, key="wx-mini", secret="wrong-secret-000000")
+    )
+    assert r.status_code == 401 and r.json()["error"]["code"] == "bad_signature"

@@ -7,6 +7,7 @@ import json
 import re
 import secrets
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -20,13 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gridline_boot.http import ApiError
 from gridline_boot.logging import bind
 from gridline_contracts.envelope import Envelope
-from gridline_contracts.intake import DemandType, Priority, ReporterRef
+from gridline_contracts.intake import DemandType, OrderOrigin, Priority, ReporterRef
 from gridline_geo.crs import to_wgs84
 from gridline_messaging import outbox as outbox_mod
 from gridline_pii import InvalidPhone, lookup_hash, mask_phone, normalize_phone
 
 from . import domain, store
-from .access import DepsDep, rate_limit
+from .access import DepsDep, rate_limit, signed_integration
 from .api_staff import _cursor, _parse_cursor
 from .deps import Deps
 from .inputs import Input, RefPath, TenantPath
@@ -160,9 +161,24 @@ def build_router() -> APIRouter:
         request: Request,
         deps: DepsDep,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        x_api_key: Annotated[str | None, Header(max_length=64)] = None,
+        x_timestamp: Annotated[str | None, Header(max_length=20)] = None,
+        x_nonce: Annotated[str | None, Header(max_length=64)] = None,
+        x_signature: Annotated[str | None, Header(max_length=128)] = None,
     ) -> Any:
-        """Submit a citizen report (随手拍). Retrying with the same `Idempotency-Key` returns the first answer."""
-        return await _submit(body, [], request, deps, idempotency_key)
+        """Submit a citizen report (随手拍). Retrying with the same `Idempotency-Key` returns the first answer.
+
+        A mini-program backend may sign the request like any integration (`X-Api-Key`, `X-Timestamp`,
+        `X-Nonce`, `X-Signature`): the ticket is then its own (it may read it back) and counts
+        against its rate limit. Unsigned submissions are accepted and limited per phone.
+        """
+        source = None
+        if x_api_key:
+            p = await signed_integration(request, deps, x_api_key, x_timestamp, x_nonce, x_signature)
+            if "submit" not in p.scopes or p.tenant != body.tenant:
+                raise ApiError(403, "scope_missing", "该接入方不能为此地区提交工单")
+            source = p.id
+        return await _submit(body, [], request, deps, idempotency_key, source)
 
     @router.post("/reports/with-photos", status_code=201, response_model=ReportAccepted)
     async def submit_report_with_photos(
@@ -184,7 +200,12 @@ def build_router() -> APIRouter:
         return await _submit(body, checked, request, deps, idempotency_key)
 
     async def _submit(
-        body: CitizenReportIn, photos: list[Photo], request: Request, deps: Deps, idempotency_key: str | None
+        body: CitizenReportIn,
+        photos: list[Photo],
+        request: Request,
+        deps: Deps,
+        idempotency_key: str | None,
+        source: str | None = None,
     ) -> Any:
         req_hash = _request_hash(body, [p.sha256 for p in photos])
         if idempotency_key:
@@ -194,6 +215,10 @@ def build_router() -> APIRouter:
                 return _replay(prior, req_hash)
         now = datetime.now(UTC)
         report, contact = _to_report(body, deps, now)
+        if source is not None:
+            # Its own id for the report, so it can be told apart and read back (read_own).
+            ref = idempotency_key or str(uuid.uuid4())
+            report = replace(report, origin=OrderOrigin(integration=source, external_id=ref[:64]))
         if contact is not None:
             await rate_limit(
                 deps, f"phone:{contact['phone_hash']}", deps.reports_per_phone_per_hour, timedelta(hours=1), now
