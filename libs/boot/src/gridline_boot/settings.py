@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Role = Literal["api", "consumer", "relay", "worker"]
 
@@ -22,7 +23,8 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    roles: frozenset[Role] = frozenset({"api", "consumer", "relay", "worker"})
+    # NoDecode: ROLES is a plain comma list ("api,relay"), not JSON.
+    roles: Annotated[frozenset[Role], NoDecode] = frozenset({"api", "consumer", "relay", "worker"})
     db_pool_size: int = Field(default=10, ge=1, le=200)
 
     # Messaging: a handler that keeps failing is retried this often, with exponential backoff, then
@@ -47,6 +49,8 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _roles_csv(cls, v: object) -> object:
         if isinstance(v, str):
+            if v.lstrip().startswith("["):
+                return frozenset(json.loads(v))  # also accept the JSON list form
             return frozenset(r.strip() for r in v.split(",") if r.strip())
         return v
 
