@@ -43,8 +43,8 @@ def running(stack: Any) -> Iterator[stackmod.Stack]:
         str(ROOT / "demo/city/directory.json"),
     )
     assert r.returncode == 0, r.stderr
-    s.start_all()
     try:
+        s.start_all()  # inside the try: a service that fails to start must not leave the others running
         with httpx.Client(base_url=s.procs["notify"].url) as c:
             for unit, phone in UNIT_PHONES.items():
                 c.put(
