@@ -41,6 +41,11 @@ catalogue: setup
 test: setup up lint typecheck
 	$(WITH_STACK) .venv/bin/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
+# The whole stack under open-loop load beside a bare FastAPI endpoint and raw aiokafka, on its own
+# broker and database; JSON in bench/results/. E.g. BENCH_ARGS="--rates 100,300 --profile intake".
+bench: setup
+	$(PY) bench/stack/run.py $(BENCH_ARGS)
+
 test-unit: setup
 	.venv/bin/pytest -q tests/unit
 
