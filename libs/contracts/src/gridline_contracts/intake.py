@@ -30,6 +30,9 @@ class ReporterRef(BaseModel):
     ``contact_token`` is the phone sealed with the transit key (AES-GCM); only notify can open it.
     ``masked_phone`` (138****0000) is what a handling unit may see, and is None when the reporter
     asked for confidentiality or the report is a 举报.
+    ``caller_hash`` is an HMAC of the normalised phone under a per-tenant lookup key only intake
+    holds: equal for the same caller of the same tenant, so routing can tell "same caller" for
+    一事多报 without learning the number; absent for anonymous reports and older events.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -37,6 +40,7 @@ class ReporterRef(BaseModel):
     masked_phone: str | None = None
     confidential: bool = False
     anonymous: bool = False
+    caller_hash: str | None = None
 
 
 class OrderOrigin(BaseModel):

@@ -5,7 +5,7 @@ columns. Keys are 32 random bytes, base64, each with a short key id so keys can 
 ciphertext names the key that sealed it.
 """
 
-from .crypto import Keyring, KeyringError, lookup_hash
+from .crypto import Keyring, KeyringError, caller_hash, lookup_hash
 from .phone import InvalidPhone, mask_phone, normalize_phone
 
-__all__ = ["InvalidPhone", "Keyring", "KeyringError", "lookup_hash", "mask_phone", "normalize_phone"]
+__all__ = ["InvalidPhone", "Keyring", "KeyringError", "caller_hash", "lookup_hash", "mask_phone", "normalize_phone"]

@@ -91,3 +91,12 @@ class Keyring:
 def lookup_hash(value: str, key: bytes) -> str:
     """Keyed hash for equality lookups (same caller, duplicate detection) without storing the value."""
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def caller_hash(phone: str, tenant: str, key: bytes) -> str:
+    """The caller's lookup hash under a per-tenant key: equal within a tenant, unrelated across tenants.
+
+    ``phone`` is the normalised number; ``key`` a service's lookup key (``Keyring.hmac_key()``).
+    """
+    tenant_key = hmac.new(key, b"gridline-tenant-lookup:" + tenant.encode(), hashlib.sha256).digest()
+    return lookup_hash(phone, tenant_key)

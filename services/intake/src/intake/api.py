@@ -24,7 +24,7 @@ from gridline_contracts.envelope import Envelope
 from gridline_contracts.intake import DemandType, OrderOrigin, Priority, ReporterRef
 from gridline_geo.crs import to_wgs84
 from gridline_messaging import outbox as outbox_mod
-from gridline_pii import InvalidPhone, lookup_hash, mask_phone, normalize_phone
+from gridline_pii import InvalidPhone, caller_hash, lookup_hash, mask_phone, normalize_phone
 
 from . import domain, store
 from .access import DepsDep, rate_limit, signed_integration
@@ -323,7 +323,13 @@ def _replay(prior: Any, req_hash: str) -> JSONResponse:
 
 
 def seal_contact(
-    deps: Deps, phone_raw: str, *, confidential: bool, openid: str | None = None, name: str | None = None
+    deps: Deps,
+    phone_raw: str,
+    *,
+    tenant: str,
+    confidential: bool,
+    openid: str | None = None,
+    name: str | None = None,
 ) -> tuple[dict[str, Any], ReporterRef]:
     """Contact data sealed at rest, and the reporter as events may carry it (transit token + mask)."""
     try:
@@ -342,6 +348,7 @@ def seal_contact(
         masked_phone=mask_phone(phone),
         anonymous=False,
         confidential=confidential,
+        caller_hash=caller_hash(phone, tenant, deps.pii.hmac_key()),  # routing's "same caller" (一事多报)
     )
     return contact, reporter
 
@@ -365,7 +372,9 @@ def _to_report(body: CitizenReportIn, deps: Deps, now: datetime) -> tuple[domain
     contact: dict[str, Any] | None = None
     reporter = ReporterRef(anonymous=body.anonymous, confidential=body.confidential)
     if body.phone and not body.anonymous:
-        contact, reporter = seal_contact(deps, body.phone, confidential=body.confidential, openid=body.openid)
+        contact, reporter = seal_contact(
+            deps, body.phone, tenant=body.tenant, confidential=body.confidential, openid=body.openid
+        )
     elif body.anonymous and body.phone:
         raise ApiError(422, "anonymous_with_phone", "匿名反映时请勿填写手机号")
     if body.reported_at and body.reported_at > now:

@@ -342,7 +342,11 @@ def unit_view_of_reporter(reporter: ReporterRef, demand_type: DemandType | None)
     """What travels to routing and units: nothing at all for confidential callers and every 举报."""
     if reporter.confidential or demand_type == "report":
         return ReporterRef(
-            contact_token=reporter.contact_token, masked_phone=None, confidential=True, anonymous=reporter.anonymous
+            contact_token=reporter.contact_token,
+            masked_phone=None,
+            confidential=True,
+            anonymous=reporter.anonymous,
+            caller_hash=reporter.caller_hash,  # an opaque per-tenant HMAC: lets routing see "same caller" only
         )
     return reporter
 

@@ -125,7 +125,7 @@ def build_hotline_router() -> APIRouter:
                         contact, reporter = None, ReporterRef(confidential=body.confidential)
                         if body.phone:
                             contact, reporter = seal_contact(
-                                deps, body.phone, confidential=body.confidential, name=body.caller_name
+                                deps, body.phone, tenant=p.tenant, confidential=body.confidential, name=body.caller_name
                             )
                         report = domain.Report(
                             tenant=p.tenant,

@@ -257,7 +257,7 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
             if v.get("phone"):
                 name = " ".join(x for x in (v.get("last_name"), v.get("first_name")) if x) or None
                 try:
-                    contact, reporter = seal_contact(deps, v["phone"], confidential=False, name=name)
+                    contact, reporter = seal_contact(deps, v["phone"], tenant=tenant, confidential=False, name=name)
                 except ApiError as exc:
                     raise Open311Error(400, exc.message) from exc
             report = domain.Report(
