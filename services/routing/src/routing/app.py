@@ -51,6 +51,8 @@ def build_routing(settings: RoutingSettings) -> Routing:
             window_h=settings.duplicate_window_h,
             same_address=settings.duplicate_same_address,
             enabled=settings.duplicates_enabled,
+            same_caller=settings.duplicate_same_caller,
+            require_same_address=settings.duplicate_require_same_address,
         ),
         returns=ReturnPolicy(
             review_window=timedelta(hours=settings.return_review_window_h),

@@ -50,7 +50,8 @@ One JSON object (a file path or an already-parsed mapping)::
       "categories": [
         {"code": "200102", "name": "暴露垃圾", "kind": "event",  # kind: demand|component|event
          "department_only": false, "sla_policy_key": "standard-5wd", "scheme": "CJT214",
-         "duplicates": {"radius_m": 50, "window_h": 48, "same_address": true}}  # optional; false = never merge
+         "duplicates": {"radius_m": 50, "window_h": 48, "same_address": true,   # optional; false = never merge
+                        "same_caller": false, "require_same_address": false}}
       ],
       "rules": [
         {"id": "R0100", "category_code": "200102",       # exact code, or a prefix ending in "*": "2005*"
@@ -272,21 +273,31 @@ class DuplicatePolicy:
     """When a new ticket is a duplicate (一事多报) of an open one of the same tenant and category.
 
     Within ``window_h`` hours after the open ticket was received, and either within ``radius_m``
-    metres of it or (``same_address``) at the same normalised address. ``None`` fields take the
-    service-wide defaults (:meth:`resolve`); ``enabled=False`` turns merging off for a category.
+    metres of it or (``same_address``) at the same normalised address. Two optional requirements
+    narrow that down: ``same_caller`` (both tickets carry the same caller hash — anonymous reports
+    then never merge) and ``require_same_address`` (a point match must also share the address).
+    ``None`` fields take the service-wide defaults (:meth:`resolve`); ``enabled=False`` turns
+    merging off for a category.
     """
 
     radius_m: float | None = None
     window_h: float | None = None
     same_address: bool | None = None
     enabled: bool = True
+    same_caller: bool | None = None
+    require_same_address: bool | None = None
 
     def resolve(self, default: DuplicatePolicy) -> DuplicatePolicy:
+        def pick(mine: bool | None, theirs: bool | None) -> bool | None:
+            return mine if mine is not None else theirs
+
         return DuplicatePolicy(
             radius_m=self.radius_m if self.radius_m is not None else default.radius_m,
             window_h=self.window_h if self.window_h is not None else default.window_h,
-            same_address=self.same_address if self.same_address is not None else default.same_address,
+            same_address=pick(self.same_address, default.same_address),
             enabled=self.enabled and default.enabled,
+            same_caller=pick(self.same_caller, default.same_caller),
+            require_same_address=pick(self.require_same_address, default.require_same_address),
         )
 
 
@@ -908,15 +919,25 @@ def _parse_duplicates(raw: Any, code: str, out: _Collector) -> DuplicatePolicy |
             out.error("bad_category", f"类别 {code} 的 duplicates.{key} 应为 0–{upper:g} 之间的数", code)
             return None
         numbers[key] = float(value)
-    same_address = raw.get("same_address")
-    if same_address is not None and not isinstance(same_address, bool):
-        out.error("bad_category", f"类别 {code} 的 duplicates.same_address 应为 true/false", code)
-        return None
+    flags: dict[str, bool | None] = {}
+    for key in ("same_address", "same_caller", "require_same_address"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, bool):
+            out.error("bad_category", f"类别 {code} 的 duplicates.{key} 应为 true/false", code)
+            return None
+        flags[key] = value
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         out.error("bad_category", f"类别 {code} 的 duplicates.enabled 应为 true/false", code)
         return None
-    return DuplicatePolicy(numbers.get("radius_m"), numbers.get("window_h"), same_address, enabled)
+    return DuplicatePolicy(
+        numbers.get("radius_m"),
+        numbers.get("window_h"),
+        flags["same_address"],
+        enabled,
+        same_caller=flags["same_caller"],
+        require_same_address=flags["require_same_address"],
+    )
 
 
 def _parse_when(value: Any, tz: tzinfo, rule_id: str, key: str, out: _Collector) -> tuple[bool, datetime | None]:

@@ -106,6 +106,7 @@ class TicketToRoute:
     location: tuple[float, float] | None = None
     address: str | None = None
     area_code: str | None = None
+    caller_hash: str | None = None  # intake's per-tenant keyed hash of the caller's phone (same caller)
 
     @classmethod
     def from_event(cls, event: TicketReceivedV1, *, tenant: str) -> TicketToRoute:
@@ -119,6 +120,7 @@ class TicketToRoute:
             location=(event.location.lon, event.location.lat) if event.location is not None else None,
             address=event.address,
             area_code=event.area_code,
+            caller_hash=event.reporter.caller_hash,
         )
 
 
@@ -528,14 +530,20 @@ def find_duplicate(
 
     A candidate qualifies when it is an open root ticket (not itself merged) of the same tenant and
     category, received no later than this one and at most ``window_h`` hours before it, and lies
-    within ``radius_m`` of it, or (``same_address``) has the same normalised address. The nearest
-    wins, then the earliest, then the lowest id. Callers are never compared: ``ticket.received``
-    carries only a sealed contact token, which is not comparable.
+    within ``radius_m`` of it, or (``same_address``) has the same normalised address. With
+    ``same_caller`` the two must also carry the same caller hash (a ticket without one — anonymous,
+    or from before intake sent it — then merges with nothing); with ``require_same_address`` a
+    point match must also share the normalised address. The nearest wins, then the earliest, then
+    the lowest id.
     """
     if not policy.enabled or policy.window_h is None:
         return None
+    if policy.same_caller and not ticket.caller_hash:
+        return None
     window = timedelta(hours=policy.window_h)
     address = address_key(ticket.address) if ticket.address else ""
+    if policy.require_same_address and not address:
+        return None
     best: tuple[tuple[float, datetime, str], OpenTicket, float | None, str] | None = None
     for c in candidates:
         t = c.ticket
@@ -547,13 +555,20 @@ def find_duplicate(
             or not (received_at - window <= c.received_at <= received_at)
         ):
             continue
+        if policy.same_caller and t.caller_hash != ticket.caller_hash:
+            continue
+        same_address = bool(address) and bool(t.address) and address_key(t.address or "") == address
+        if policy.require_same_address and not same_address:
+            continue
         dist = distance_m(ticket.location, t.location) if ticket.location and t.location else None
         if dist is not None and policy.radius_m is not None and dist <= policy.radius_m:
             rule = f"radius:{policy.radius_m:g}m/{policy.window_h:g}h"
-        elif policy.same_address and address and t.address and address_key(t.address) == address:
+        elif policy.same_address and same_address:
             rule = f"same_address/{policy.window_h:g}h"
         else:
             continue
+        rule += "+caller" if policy.same_caller else ""
+        rule += "+address" if policy.require_same_address else ""
         key = (dist if dist is not None else math.inf, c.received_at, str(t.ticket_id))
         if best is None or key < best[0]:
             best = (key, c, dist, rule)
@@ -561,6 +576,8 @@ def find_duplicate(
         return None
     _, parent, dist, rule = best
     where = f"相距 {dist:.0f} 米" if dist is not None else "地址相同"
+    where += "，同一来电人" if policy.same_caller else ""
+    where += "，地址相同" if policy.require_same_address and dist is not None else ""
     trail = (
         f"duplicate: 与未办结工单 {parent.ticket_no} 同类别（{ticket.category_code}），{where}，"
         f"受理时间相差 {(received_at - parent.received_at).total_seconds() / 3600:.1f} 小时（规则 {rule}）",

@@ -14,6 +14,8 @@ class RoutingSettings(ServiceSettings):
     duplicate_radius_m: float = Field(default=100.0, gt=0, le=10_000)
     duplicate_window_h: float = Field(default=72.0, gt=0, le=24 * 90)
     duplicate_same_address: bool = True
+    duplicate_same_caller: bool = Field(default=False, description="also require the same caller (caller hash)")
+    duplicate_require_same_address: bool = Field(default=False, description="a point match must share the address")
     duplicates_enabled: bool = True
     # 退单审核: a dispatcher decides within the window; after it the timeout rule applies.
     return_review_window_h: float = Field(default=24.0, gt=0, le=24 * 30)

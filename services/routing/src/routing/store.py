@@ -78,6 +78,7 @@ ticket = Table(
     Column("lat", Float),
     Column("address", Text),
     Column("area_code", Text),
+    Column("caller_hash", Text),  # intake's keyed hash, never the phone: "same caller" for 一事多报
     Column("received_at", DateTime(timezone=True), nullable=False),
     # routing | awaiting_manual | dispatched | accepted | return_requested | merged | closed
     Column("status", Text, nullable=False),
@@ -212,6 +213,7 @@ def _open_ticket(row: Any) -> OpenTicket:
             location=location,
             address=row.address,
             area_code=row.area_code,
+            caller_hash=row.caller_hash,
         ),
         ticket_no=row.ticket_no,
         received_at=row.received_at,
@@ -240,6 +242,7 @@ async def insert_ticket(
             lat=t.location[1] if t.location else None,
             address=t.address,
             area_code=t.area_code,
+            caller_hash=t.caller_hash,
             received_at=received_at,
             status="routing",
             updated_at=now,
