@@ -15,7 +15,7 @@ from gridline_messaging.consumer import Consumer
 from gridline_messaging.runtime import MessagingRuntime
 from gridline_pii import Keyring
 
-from . import store
+from . import store, syncback
 from .api import build_receipts_router, build_router
 from .domain import RetryPolicy, TenantLimits
 from .handlers import Handlers
@@ -136,6 +136,18 @@ def create_app(settings: NotifySettings) -> FastAPI:
                 pull_tencent_receipts=settings.tencent_pull_receipts,
             )
             runtime.tasks.start("sender", sender.run(), sender.stop)
+            pusher = syncback.SyncbackWorker(
+                sessions=sessions,
+                http=http,
+                pii=pii,
+                timeout_s=settings.syncback_timeout_s,
+                concurrency=settings.syncback_concurrency,
+                backoff_base_s=settings.syncback_backoff_base_s,
+                backoff_cap_s=settings.syncback_backoff_cap_s,
+                poll_interval_s=settings.syncback_poll_interval_s,
+                configured=settings.syncback_endpoints,
+            )
+            runtime.tasks.start("syncback", pusher.run(), pusher.stop)
         try:
             yield
         finally:
@@ -152,4 +164,5 @@ def create_app(settings: NotifySettings) -> FastAPI:
         app.include_router(build_router())
         token = settings.receipt_token.get_secret_value() if settings.receipt_token else None
         app.include_router(build_receipts_router(token))
+        app.include_router(syncback.build_router())
     return app

@@ -15,7 +15,7 @@ from gridline_contracts.intake import TicketReceivedV1
 from gridline_messaging.consumer import Handler
 from gridline_pii import Keyring, KeyringError, lookup_hash, mask_phone
 
-from . import domain, metrics, store
+from . import domain, metrics, store, syncback
 from .sender import PHONE_PURPOSE, tenant_limits
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class Handlers:
             SlaWarnedV1: self.on_sla_warned,
             SlaBreachedV1: self.on_sla_breached,
             EscalationRaisedV1: self.on_escalation,
+            **syncback.transition_handlers(),  # 12345 sync-back of hotline orders
         }
 
     async def on_sla_warned(self, session: AsyncSession, env: Envelope[Any]) -> None:
@@ -50,6 +51,7 @@ class Handlers:
 
     async def on_ticket_received(self, session: AsyncSession, env: Envelope[Any]) -> None:
         await self._record(session, env, domain.on_ticket_received(env.id, env.data))
+        await syncback.on_ticket_received(session, env)
 
     async def on_clock_started(self, session: AsyncSession, env: Envelope[Any]) -> None:
         await self._record(session, env, domain.on_clock_started(env.id, env.data))

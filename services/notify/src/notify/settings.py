@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field, SecretStr
 from gridline_boot.settings import ServiceSettings
 from gridline_contracts.topics import SLA, TICKETS
 
+from .syncback import EndpointConfig as SyncbackEndpoint
+
 
 class TemplateRef(BaseModel):
     """A provider's approved template for one of our template names."""
@@ -74,3 +76,10 @@ class NotifySettings(ServiceSettings):
     receipt_expiry_s: float = Field(default=72 * 3600, gt=0)
     tencent_pull_receipts: bool = Field(default=False, description="also pull Tencent's PullSmsSendStatus queue")
     interrupted_after_s: float | None = Field(default=None, gt=0, description="a 'sending' row this old is orphaned")
+    # 12345 sync-back: platforms' callback endpoints (also settable by API; these win at each start).
+    syncback_endpoints: list[SyncbackEndpoint] = []
+    syncback_timeout_s: float = Field(default=5.0, gt=0)
+    syncback_concurrency: int = Field(default=50, ge=1, le=1000, description="pushes in flight, across orders")
+    syncback_backoff_base_s: float = Field(default=1.0, gt=0)
+    syncback_backoff_cap_s: float = Field(default=300.0, gt=0)
+    syncback_poll_interval_s: float = Field(default=0.5, gt=0)

@@ -533,3 +533,6 @@ async def list_for_ticket(session: AsyncSession, tenant: str, ticket_id: uuid.UU
             )
         ).all()
     )
+
+
+from . import syncback_store as _syncback_store  # noqa: E402, F401  (its tables belong to this metadata)

@@ -1,4 +1,4 @@
-"""Run a fake provider: ``python -m gridline_fakes {aliyun-sms,tencent-sms} --port N [--host H]``.
+"""Run a fake provider: ``python -m gridline_fakes {aliyun-sms,tencent-sms,hotline12345,wechat,wecom} --port N [--host H]``.
 
 Flags override the environment variables named in each fake's module docstring, which override
 the fakes' test defaults. Access logs stay off: request lines can carry phone numbers.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import uvicorn
 from fastapi import FastAPI
 
-from gridline_fakes import aliyun_sms, tencent_sms
+from gridline_fakes import aliyun_sms, hotline12345, tencent_sms, wechat, wecom
 
 
 def _env_list(name: str, sep: str = ",") -> list[str]:
@@ -55,7 +55,43 @@ def _parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--sdk-app-id", action="append", default=[], help="SmsSdkAppId (repeatable)")
             p.add_argument("--per-30s-same-content", type=int)
+    h = sub.add_parser("hotline12345", help="a 12345 platform's status callback endpoint")
+    h.add_argument("--host", default="127.0.0.1")
+    h.add_argument("--port", type=int, required=True)
+    h.add_argument("--key", action="append", default=[], help="API-KEY:SECRET (repeatable)")
+    h.add_argument("--max-skew-s", type=float, default=hotline12345.DEFAULT_MAX_SKEW_S)
+    h.add_argument("--log-level", default="info")
+    h.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (state is per worker)")
+    w = sub.add_parser("wechat", help="WeChat mini-program stable_token + subscribeMessage.send")
+    w.add_argument("--host", default="127.0.0.1")
+    w.add_argument("--port", type=int, required=True)
+    w.add_argument("--app", action="append", default=[], help="APPID:SECRET (repeatable)")
+    w.add_argument("--template", action="append", default=[], help="TEMPLATE_ID:key1,key2 (repeatable)")
+    w.add_argument("--page", action="append", default=None, help="a page of the live version (repeatable)")
+    w.add_argument("--log-level", default="info")
+    w.add_argument("--workers", type=int, default=1)
+    c = sub.add_parser("wecom", help="WeCom gettoken + application message/send")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--corp", default=wecom.DEFAULT_CORP, help="corpid")
+    c.add_argument("--app", action="append", default=[], help="AGENTID:SECRET (repeatable)")
+    c.add_argument("--user", action="append", default=[], help="member userid (repeatable)")
+    c.add_argument("--log-level", default="info")
+    c.add_argument("--workers", type=int, default=1)
     return parser
+
+
+def _wechat(args: argparse.Namespace) -> FastAPI:
+    templates: dict[str, list[str]] = {}
+    for item in args.template:
+        template_id, _, keys = item.partition(":")
+        templates[template_id.strip()] = [k.strip() for k in keys.split(",") if k.strip()]
+    return wechat.create_app(_pairs(args.app, "app") or None, templates=templates or None, pages=args.page)
+
+
+def _wecom(args: argparse.Namespace) -> FastAPI:
+    apps = {int(k): v for k, v in _pairs(args.app, "app").items()} or None
+    return wecom.create_app(args.corp, apps, users=args.user or wecom.DEFAULT_USERS)
 
 
 def _aliyun(args: argparse.Namespace) -> FastAPI:
@@ -110,9 +146,21 @@ def _tencent(args: argparse.Namespace) -> FastAPI:
     )
 
 
+def _hotline(args: argparse.Namespace) -> FastAPI:
+    keys = _pairs(args.key or _env_list("GRIDLINE_FAKE_HOTLINE12345_KEYS"), "key") or hotline12345.DEFAULT_KEYS
+    return hotline12345.create_app(keys, max_skew_s=args.max_skew_s)
+
+
 def build(argv: Sequence[str] | None = None) -> tuple[FastAPI, argparse.Namespace]:
     args = _parser().parse_args(argv)
-    return (_aliyun(args) if args.fake == "aliyun-sms" else _tencent(args)), args
+    builders = {
+        "aliyun-sms": _aliyun,
+        "tencent-sms": _tencent,
+        "hotline12345": _hotline,
+        "wechat": _wechat,
+        "wecom": _wecom,
+    }
+    return builders[args.fake](args), args
 
 
 _ARGV_ENV = "GRIDLINE_FAKE_ARGV"
