@@ -32,6 +32,9 @@ class SendResult:
     # The refusal is about this provider (quota, account, its own templates or per-number counters),
     # not about the message: another provider may well send it.
     failover: bool = False
+    # The recipient cannot be reached on this channel (WeChat 43101 not subscribed, WeCom invaliduser,
+    # channel misconfigured): the next channel in the recipient's order may reach them (rules.py).
+    fallback: bool = False
 
 
 LookupState = Literal["sent", "not_found", "unknown"]
