@@ -1,4 +1,4 @@
-"""Run a fake provider: ``python -m gridline_fakes {aliyun-sms,tencent-sms,hotline12345,wechat,wecom} --port N [--host H]``.
+"""Run a fake provider: ``python -m gridline_fakes {aliyun-sms,tencent-sms,hotline12345,wechat,wecom} --port N``.
 
 Flags override the environment variables named in each fake's module docstring, which override
 the fakes' test defaults. Access logs stay off: request lines can carry phone numbers.
