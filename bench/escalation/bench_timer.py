@@ -50,6 +50,7 @@ import asyncpg
 from escalation import domain, store
 from escalation.calendar import WorkCalendar
 from escalation.domain import Clock
+from escalation.handlers import plan_of
 from escalation.policy import DEFAULT_POLICIES
 from gridline_boot.db import create_engine, session_factory
 from gridline_contracts.envelope import Envelope
@@ -62,7 +63,7 @@ CAL = WorkCalendar(SH)
 STANDARD = DEFAULT_POLICIES["standard-5wd"]
 CRITICAL = DEFAULT_POLICIES["critical-2h"]
 TENANT = "330106"
-COLUMNS = [*store.CLOCK_FIELDS, "colour"]
+COLUMNS = [*store.CLOCK_FIELDS, "colour", "plan", "plan_len", "plan_pos"]
 
 
 def free_port() -> int:
@@ -71,7 +72,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def template(policy_key: str, dispatched_at: datetime) -> Clock:
+Template = tuple[Clock, str, int]  # a clock, its encoded plan (JSON text) and the plan's length
+
+
+def template(policy_key: str, dispatched_at: datetime) -> Template:
     e = TicketDispatchedV1(
         ticket_id=uuid.uuid4(),
         ticket_no="GL-BENCH",
@@ -82,13 +86,16 @@ def template(policy_key: str, dispatched_at: datetime) -> Clock:
         dispatched_at=dispatched_at,
         reporter=ReporterRef(),
     )
-    clock, _ = domain.arm_clock(e, TENANT, DEFAULT_POLICIES[policy_key], CAL)
-    return clock
+    policy = DEFAULT_POLICIES[policy_key]
+    clock, _ = domain.arm_clock(e, TENANT, policy, CAL)
+    # Exactly what the service saves when it arms a clock (a plan does not depend on the ticket).
+    plan = plan_of(clock, policy, CAL)
+    return clock, json.dumps(plan), len(plan)
 
 
-def record(c: Clock, n: int) -> tuple[Any, ...]:
-    c = replace(c, ticket_id=uuid.uuid4(), ticket_no=f"GL-BENCH-{n:08d}")
-    return (*(getattr(c, f) for f in store.CLOCK_FIELDS), c.colour)
+def record(t: Template, n: int) -> tuple[Any, ...]:
+    c = replace(t[0], ticket_id=uuid.uuid4(), ticket_no=f"GL-BENCH-{n:08d}")
+    return (*(getattr(c, f) for f in store.CLOCK_FIELDS), c.colour, t[1], t[2], 0)
 
 
 async def copy_clocks(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -316,7 +323,7 @@ async def run_procrastinate(db: str, conn: asyncpg.Connection, args: argparse.Na
             for c in await store.ticket_clocks(s, uuid.UUID(ticket_id), lock=True):
                 now = datetime.now(UTC)
                 new, events = domain.tick(c, now, policies[(c.policy_key, c.policy_version)], CAL)
-                await store.save_clock(s, new)
+                await store.save_clock(s, new, [])  # procrastinate's job drives it; no plan needed
                 await outbox.add(
                     s,
                     store.outbox,
@@ -340,7 +347,8 @@ async def run_procrastinate(db: str, conn: asyncpg.Connection, args: argparse.Na
         burst = template("standard-5wd", datetime(2026, 11, 16, 10, tzinfo=UTC))
         rows = [record(burst, 2 * 10**8 + n) for n in range(args.baseline_due)]
         # Not in the timer's index: only procrastinate's jobs drive them.
-        rows = [(*r[: COLUMNS.index("next_due_at")], None, *r[COLUMNS.index("next_due_at") + 1 :]) for r in rows]
+        nd = COLUMNS.index("next_due_at")
+        rows = [(*r[:nd], None, *r[nd + 1 : -3], "[]", 0, 0) for r in rows]
         await copy_clocks(conn, rows)
         before = await outbox_count(conn)
         due_at = datetime.now(UTC) - timedelta(seconds=1)

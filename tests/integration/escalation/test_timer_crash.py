@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from escalation import store
 from escalation.calendar import WorkCalendar
 from escalation.domain import arm_clock
+from escalation.handlers import plan_of
 from escalation.policy import DEFAULT_POLICIES
 from gridline_contracts.intake import ReporterRef, TicketDispatchedV1
 
@@ -88,7 +89,7 @@ async def arm(sessions: async_sessionmaker[AsyncSession], now: datetime) -> None
                 reporter=ReporterRef(),
             )
             clock, _ = arm_clock(e, "330106", CRITICAL, cal)
-            await store.insert_clock(s, clock)
+            await store.insert_clock(s, clock, plan_of(clock, CRITICAL, cal))
 
 
 async def settled(sessions: async_sessionmaker[AsyncSession], horizon: datetime) -> bool:

@@ -284,6 +284,41 @@ def tick(clock: Clock, now: datetime, policy: SlaPolicy, calendar: WorkCalendar)
     return c, events
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One instant of a clock's future: what ``tick`` fires at ``at`` and the clock after it."""
+
+    at: datetime
+    events: list[SlaEvent]  # stamped ``detected_at``/``raised_at`` = ``at``; the timer stamps the real time
+    after: Clock
+
+
+PLAN_MAX = 64  # a safety bound; a longer future is planned again once the timer reaches its end
+
+
+def schedule(clock: Clock, policy: SlaPolicy, calendar: WorkCalendar, *, limit: int = PLAN_MAX) -> list[Planned]:
+    """Everything the running ``clock`` will fire if nothing else happens to it, in time order.
+
+    Computed once when a clock is armed or changed, so the timer can fire milestones set-based in
+    SQL without running ``tick`` per clock: each entry is exactly what ``tick(clock, at)`` returns,
+    so firing entry k after entries 0..k-1 equals ticking (late firing only changes the stamps).
+    The plan stops before a wake-up that is only waiting for missing calendar data (the timer ticks
+    such a clock the ordinary way), and after ``limit`` instants.
+    """
+    if clock.state != "running":
+        return []
+    _check_policy(clock, policy)
+    out: list[Planned] = []
+    c = _settle(clock, policy, calendar)
+    while c.next_due_at is not None and len(out) < limit:
+        at = c.next_due_at
+        if _next_milestone(c, at) is None:
+            break  # only the calendar-gap wake-up is left
+        c, events = tick(c, at, policy, calendar)
+        out.append(Planned(at, events, c))
+    return out
+
+
 def pause(
     clock: Clock, at: datetime, policy: SlaPolicy, calendar: WorkCalendar, reason: str | None = None
 ) -> tuple[Clock, list[SlaEvent]]:

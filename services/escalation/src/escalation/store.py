@@ -35,6 +35,7 @@ from gridline_contracts.topics import topic_for
 from gridline_messaging.outbox import channel
 from gridline_messaging.tables import make_inbox_table, make_outbox_table
 
+from . import firing
 from .domain import Clock
 from .policy import SlaPolicy
 from .rankings import UnitCounts
@@ -81,9 +82,20 @@ clock = Table(
     Column("stop_reason", Text),  # signed, replied, closed, returned … (feeds the rates)
     # The durable timer: the next moment tick() has something to do; NULL when nothing is pending.
     Column("next_due_at", DateTime(timezone=True)),
+    # What the clock will fire and when (firing.encode of domain.schedule), and how much of it has
+    # fired: the timer fires plans set-based in SQL; a clock past its plan's end is ticked in Python.
+    Column("plan", JSONB),
+    Column("plan_len", Integer, nullable=False, server_default="0"),
+    Column("plan_pos", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
-Index("ix_clock_next_due", clock.c.next_due_at, postgresql_where=text("next_due_at IS NOT NULL"))
+# The two timer paths each have their own partial index on the due time.
+Index("ix_clock_plan_due", clock.c.next_due_at, postgresql_where=text("plan_pos < plan_len"))
+Index(
+    "ix_clock_tick_due",
+    clock.c.next_due_at,
+    postgresql_where=text("next_due_at IS NOT NULL AND plan_pos >= plan_len"),
+)
 Index("ix_clock_board", clock.c.tenant, clock.c.colour, clock.c.due_at, postgresql_where=text("state <> 'stopped'"))
 
 policy = Table(
@@ -153,9 +165,13 @@ CLOCK_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Clock))
 _SELECT_CLOCK = [clock.c[f] for f in CLOCK_FIELDS]
 
 
-def clock_values(c: Clock) -> dict[str, Any]:
+Plan = list[dict[str, Any]]  # firing.encode(domain.schedule(clock, …))
+
+
+def clock_values(c: Clock, plan: Plan) -> dict[str, Any]:
     values = {f: getattr(c, f) for f in CLOCK_FIELDS}
     values["colour"] = c.colour
+    values.update(plan=plan, plan_len=len(plan), plan_pos=0)
     return values
 
 
@@ -163,17 +179,18 @@ def to_clock(row: Mapping[Any, Any]) -> Clock:
     return Clock(**{f: row[f] for f in CLOCK_FIELDS})
 
 
-async def insert_clock(session: AsyncSession, c: Clock) -> bool:
-    """False if this (ticket, kind, round) already has a clock."""
-    stmt = insert(clock).values(**clock_values(c)).on_conflict_do_nothing()
+async def insert_clock(session: AsyncSession, c: Clock, plan: Plan) -> bool:
+    """False if this (ticket, kind, round) already has a clock. ``plan`` must be the clock's own."""
+    stmt = insert(clock).values(**clock_values(c, plan)).on_conflict_do_nothing()
     return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
 
-async def save_clock(session: AsyncSession, c: Clock) -> None:
+async def save_clock(session: AsyncSession, c: Clock, plan: Plan) -> None:
+    """Every change of a clock replaces its plan (a stale plan would fire the old schedule)."""
     await session.execute(
         clock.update()
         .where(clock.c.ticket_id == c.ticket_id, clock.c.kind == c.kind, clock.c.round == c.round)
-        .values(**clock_values(c), updated_at=func.now())
+        .values(**clock_values(c, plan), updated_at=func.now())
     )
 
 
@@ -212,8 +229,10 @@ async def _driver(session: AsyncSession) -> asyncpg.Connection:
 
 
 _T = f"{SCHEMA}.clock"
+# The Python path: clocks due with nothing left in their plan (calendar-gap wake-ups, plans cut at
+# PLAN_MAX, rows from before plans existed).
 _CLAIM = (
-    f"SELECT {', '.join(CLOCK_FIELDS)} FROM {_T} WHERE next_due_at <= $1 "
+    f"SELECT {', '.join(CLOCK_FIELDS)} FROM {_T} WHERE next_due_at <= $1 AND plan_pos >= plan_len "
     "ORDER BY next_due_at LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
 # What tick() may change (and the colour it implies): the timer's bulk update writes only these.
@@ -231,9 +250,11 @@ _TICK_TYPES = {
 _SAVE_TICKED = (
     f"UPDATE {_T} AS c SET "
     + ", ".join(f"{f} = u.{f}" for f in _TICK_TYPES)
+    + ", plan = u.plan, plan_len = u.plan_len, plan_pos = 0"
     + ", updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[], "
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TICK_TYPES.values(), start=4))
-    + f") AS u(ticket_id, kind, round, {', '.join(_TICK_TYPES)}) "
+    + f", ${len(_TICK_TYPES) + 4}::jsonb[], ${len(_TICK_TYPES) + 5}::int[]"
+    + f") AS u(ticket_id, kind, round, {', '.join(_TICK_TYPES)}, plan, plan_len) "
     "WHERE c.ticket_id = u.ticket_id AND c.kind = u.kind AND c.round = u.round"
 )
 
@@ -244,13 +265,37 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Cl
     return [Clock(*r) for r in rows]
 
 
-async def save_ticked(session: AsyncSession, clocks: list[Clock]) -> None:
-    """Write what tick() changed for many clocks in one statement."""
+async def save_ticked(session: AsyncSession, clocks: list[tuple[Clock, Plan]]) -> None:
+    """Write what tick() changed, and each clock's new plan, for many clocks in one statement."""
     if not clocks:
         return
-    columns: list[list[Any]] = [[c.ticket_id for c in clocks], [c.kind for c in clocks], [c.round for c in clocks]]
-    columns += [[c.colour if f == "colour" else getattr(c, f) for c in clocks] for f in _TICK_TYPES]
+    cs = [c for c, _ in clocks]
+    columns: list[list[Any]] = [[c.ticket_id for c in cs], [c.kind for c in cs], [c.round for c in cs]]
+    columns += [[c.colour if f == "colour" else getattr(c, f) for c in cs] for f in _TICK_TYPES]
+    columns += [[json.dumps(p) for _, p in clocks], [len(p) for _, p in clocks]]
     await (await _driver(session)).execute(_SAVE_TICKED, *columns)
+
+
+_FIRE = firing.fire_sql(SCHEMA)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fired:
+    clocks: int
+    events: int
+    records: int
+    dues: list[datetime]
+
+
+async def fire_planned(session: AsyncSession, now: datetime, limit: int) -> Fired:
+    """Fire the due instants of up to ``limit`` clocks' plans, set-based (see ``firing``)."""
+    driver = await _driver(session)
+    row = await driver.fetchrow(_FIRE, now, limit, now.isoformat())
+    assert row is not None
+    fired = Fired(row["clocks"], row["events"], row["records"], list(row["dues"] or []))
+    if fired.events:
+        await driver.execute("SELECT pg_notify($1, '')", channel(SCHEMA))
+    return fired
 
 
 async def add_outbox_bulk(session: AsyncSession, envelopes: list[Envelope[Any]]) -> int:

@@ -7,13 +7,14 @@ closes it (销号) only with a verification note: the record says who verified a
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from gridline_contracts.escalation import EscalationRaisedV1
 
-from .calendar import WorkCalendar
+from .calendar import CalendarGapError, WorkCalendar
 
 # Ladder actions that open a record, with the record kind.
 RECORD_KINDS = {
@@ -49,16 +50,38 @@ class Supervision:
     verification: str | None = None
 
 
-def open_for(tenant: str, e: EscalationRaisedV1, calendar: WorkCalendar) -> Supervision | None:
-    """The record a raised ladder step opens, or None for reminders and notices.
+def record_id(
+    ticket_id: uuid.UUID, clock: str, round: int, extension_no: int, step_index: int, repeat_no: int
+) -> uuid.UUID:
+    """The id of the record a step occurrence opens: the same step can never open two.
 
-    The id derives from the step occurrence, so the same step can never open two records."""
+    An MD5-based UUID (not uuid5) because the timer's set-based SQL derives the same id with ``md5()``.
+    """
+    key = f"gridline:supervision:{ticket_id}:{clock}:{round}:{extension_no}:{step_index}:{repeat_no}"
+    return uuid.UUID(hashlib.md5(key.encode()).hexdigest())
+
+
+def report_back_due(scheduled_at: datetime, calendar: WorkCalendar) -> tuple[datetime, date | None]:
+    """The report-back deadline of a record whose step fell due at ``scheduled_at``, and the missing
+    calendar day if it had to be counted Monday–Friday (the caller alerts; the step is not held up).
+
+    Counted from when the step fell due, not when the timer got to it: a late timer gives no extra days.
+    """
+    try:
+        return calendar.add_working_days(scheduled_at, REPORT_BACK_WORKING_DAYS), None
+    except CalendarGapError as gap:
+        rough = WorkCalendar(calendar.tz.key, fallback="weekends_only")
+        return rough.add_working_days(scheduled_at, REPORT_BACK_WORKING_DAYS), gap.day
+
+
+def open_for(tenant: str, e: EscalationRaisedV1, calendar: WorkCalendar) -> Supervision | None:
+    """The record a raised ladder step opens, or None for reminders and notices."""
     kind = RECORD_KINDS.get(e.action)
     if kind is None:
         return None
-    key = f"{e.ticket_id}:{e.clock}:{e.round}:{e.extension_no}:{e.step_index}:{e.repeat_no}"
+    due, _ = report_back_due(e.scheduled_at, calendar)
     return Supervision(
-        id=uuid.uuid5(uuid.NAMESPACE_URL, f"gridline:supervision:{key}"),
+        id=record_id(e.ticket_id, e.clock, e.round, e.extension_no, e.step_index, e.repeat_no),
         tenant=tenant,
         ticket_id=e.ticket_id,
         ticket_no=e.ticket_no,
@@ -67,7 +90,7 @@ def open_for(tenant: str, e: EscalationRaisedV1, calendar: WorkCalendar) -> Supe
         step_code=e.step_code,
         recipients=tuple(e.recipients),
         opened_at=e.raised_at,
-        due_at=calendar.add_working_days(e.raised_at, REPORT_BACK_WORKING_DAYS),
+        due_at=due,
     )
 
 

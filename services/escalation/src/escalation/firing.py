@@ -1,0 +1,173 @@
+"""Set-based firing: a clock's precomputed plan, and the one SQL statement that fires due plans.
+
+When a clock is armed or changed, ``domain.schedule`` lists what ``tick`` will fire at each future
+instant and the clock's state after it. ``encode`` stores that as a compact JSONB array on the clock
+row: per instant ``at``, its events (``k``: ``w`` 黄牌, ``b`` 红牌, ``s`` ladder step, plus the
+step's own fields in ``d``, and for a supervision step the record kind ``sk`` and report-back
+deadline ``sd``) and the tick-changed columns afterwards (``st``). Fields the clock row already
+holds (ids, deadline, extension number) are not repeated: the SQL reads them from the row, which is
+also why a plan does not depend on the ticket and stays small (≈ 1 KB for the standard ladder).
+
+``FIRE`` then does per batch, in one statement and the caller's transaction: claim up to ``$2`` due
+clocks with ``FOR UPDATE SKIP LOCKED`` (replicas share the work), expand the due instants of their
+plans, move each clock to the state after its last due instant (``plan_pos``), open supervision
+records, and write the events into the outbox with their CloudEvents headers. No row comes back to
+Python. A crash before the commit fires nothing; after it ``plan_pos`` has moved past the instants
+(never twice).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gridline_contracts.envelope import CONTENT_TYPE, H_CONTENT_TYPE, SPECVERSION
+from gridline_contracts.escalation import EscalationRaisedV1, SlaBreachedV1, SlaWarnedV1
+from gridline_contracts.topics import topic_for
+
+from . import supervision
+from .calendar import WorkCalendar
+from .domain import Planned
+
+# Fields every fired event takes from the clock row rather than from the plan.
+_ROW_FIELDS = (
+    "ticket_id",
+    "ticket_no",
+    "unit_code",
+    "grid_code",
+    "policy_key",
+    "clock",
+    "round",
+    "due_at",
+    "extension_no",
+)
+# event class -> (plan code, the field stamped with the firing time, further fields from the row)
+_CODES: dict[type[Any], tuple[str, str, tuple[str, ...]]] = {
+    SlaWarnedV1: ("w", "detected_at", ("warn_at",)),
+    SlaBreachedV1: ("b", "detected_at", ()),
+    EscalationRaisedV1: ("s", "raised_at", ()),
+}
+# The columns tick() changes, restored from ``st`` (colour follows from warned/breached).
+STATE_TYPES = {
+    "warned": "boolean",
+    "breached": "boolean",
+    "next_step": "int",
+    "repeat_no": "int",
+    "next_step_at": "timestamptz",
+    "level": "text",
+    "calendar_gap": "date",
+    "next_due_at": "timestamptz",
+}
+
+
+def _iso(v: Any) -> Any:
+    return v.isoformat() if v is not None and hasattr(v, "isoformat") else v
+
+
+def encode(plan: list[Planned], calendar: WorkCalendar) -> list[dict[str, Any]]:
+    """The JSON form of ``domain.schedule``'s plan (what ``FIRE`` reads)."""
+    out: list[dict[str, Any]] = []
+    for p in plan:
+        events: list[dict[str, Any]] = []
+        for e in p.events:
+            code, stamped, more = _CODES[type(e)]
+            d = e.model_dump(mode="json")
+            for f in (*_ROW_FIELDS, *more, stamped):
+                d.pop(f, None)
+            item: dict[str, Any] = {"k": code}
+            if d:
+                item["d"] = d
+            if isinstance(e, EscalationRaisedV1) and e.action in supervision.RECORD_KINDS:
+                due, _ = supervision.report_back_due(e.scheduled_at, calendar)
+                item["sk"] = supervision.RECORD_KINDS[e.action]
+                item["sd"] = due.isoformat()
+            events.append(item)
+        state = {f: _iso(getattr(p.after, f)) for f in STATE_TYPES}
+        out.append({"at": p.at.isoformat(), "ev": events, "st": state})
+    return out
+
+
+def _lit(s: str) -> str:
+    assert "'" not in s
+    return f"'{s}'"
+
+
+def _case(column: str, values: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in values.items())
+    return f"CASE {column} {whens} END"
+
+
+_CE_TYPES = {code: cls.ce_type() for cls, (code, _, _) in _CODES.items()}
+_TOPICS = {code: topic_for(cls).name for cls, (code, _, _) in _CODES.items()}
+_BASE = (
+    "jsonb_build_object('ticket_id', ticket_id, 'ticket_no', ticket_no, 'unit_code', unit_code, "
+    "'grid_code', grid_code, 'policy_key', policy_key, 'clock', kind, 'round', round, 'due_at', due_at, "
+    "'extension_no', extension_no)"
+)
+
+
+def fire_sql(schema: str) -> str:
+    """The statement: $1 now (timestamptz), $2 batch size, $3 now as ISO text (the events' stamp).
+
+    Returns one row: clocks moved, events written, records opened, and the due times claimed.
+    """
+    t = f"{schema}.clock"
+    state = ", ".join(f"{f} = (l.st->>'{f}')::{typ}" for f, typ in STATE_TYPES.items())
+    return f"""
+WITH due AS (
+  SELECT ticket_id, kind, round, next_due_at FROM {t}
+  WHERE next_due_at <= $1 AND plan_pos < plan_len
+  ORDER BY next_due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+), grp AS (
+  SELECT c.ticket_id, c.kind, c.round, c.tenant, c.ticket_no, c.unit_code, c.grid_code, c.policy_key,
+         c.warn_at, c.due_at, c.extension_no, g.value AS g, g.ord
+  FROM due JOIN {t} c USING (ticket_id, kind, round)
+  CROSS JOIN LATERAL jsonb_array_elements(c.plan) WITH ORDINALITY AS g(value, ord)
+  WHERE g.ord > c.plan_pos AND (g.value->>'at')::timestamptz <= $1
+), last AS (
+  SELECT DISTINCT ON (ticket_id, kind, round) ticket_id, kind, round, ord, g->'st' AS st
+  FROM grp ORDER BY ticket_id, kind, round, ord DESC
+), upd AS (
+  UPDATE {t} c SET plan_pos = l.ord, {state},
+    colour = CASE WHEN (l.st->>'breached')::boolean THEN 'red'
+                  WHEN (l.st->>'warned')::boolean THEN 'yellow' ELSE 'green' END,
+    updated_at = now()
+  FROM last l WHERE c.ticket_id = l.ticket_id AND c.kind = l.kind AND c.round = l.round
+  RETURNING 1
+), ev AS (
+  SELECT grp.*, e.value AS e, e.ord AS eord, e.value->>'k' AS k, gen_random_uuid() AS event_id,
+    CASE e.value->>'k'
+      WHEN 'w' THEN {_BASE} || jsonb_build_object('warn_at', warn_at, 'detected_at', $3::text)
+      WHEN 'b' THEN {_BASE} || jsonb_build_object('detected_at', $3::text)
+      ELSE {_BASE} || (e.value->'d') || jsonb_build_object('raised_at', $3::text)
+    END AS data
+  FROM grp CROSS JOIN LATERAL jsonb_array_elements(grp.g->'ev') WITH ORDINALITY AS e(value, ord)
+), sup AS (
+  INSERT INTO {schema}.supervision
+    (id, tenant, ticket_id, ticket_no, unit_code, kind, step_code, recipients, opened_at, due_at)
+  SELECT md5('gridline:supervision:' || ticket_id::text || ':' || kind || ':' || round || ':' || extension_no
+             || ':' || (data->>'step_index') || ':' || (data->>'repeat_no'))::uuid,
+         tenant, ticket_id, ticket_no, unit_code, e->>'sk', data->>'step_code',
+         ARRAY(SELECT jsonb_array_elements_text(data->'recipients')), $1, (e->>'sd')::timestamptz
+  FROM ev WHERE e ? 'sk'
+  ON CONFLICT DO NOTHING
+  RETURNING 1
+), out AS (
+  INSERT INTO {schema}.outbox (event_id, topic, key, headers, payload)
+  SELECT event_id, {_case("k", _TOPICS)}, ticket_id::text,
+    jsonb_build_array(
+      jsonb_build_array('ce_specversion', {_lit(SPECVERSION)}),
+      jsonb_build_array('ce_id', event_id::text),
+      jsonb_build_array('ce_type', {_case("k", _CE_TYPES)}),
+      jsonb_build_array('ce_source', 'escalation'),
+      jsonb_build_array('ce_time', $3::text),
+      jsonb_build_array('ce_subject', ticket_id::text),
+      jsonb_build_array('ce_tenant', tenant),
+      jsonb_build_array('ce_correlationid', ticket_id::text),
+      jsonb_build_array({_lit(H_CONTENT_TYPE)}, {_lit(CONTENT_TYPE)})),
+    convert_to(data::text, 'UTF8')
+  FROM ev ORDER BY ticket_id, (g->>'at')::timestamptz, kind, round, ord, eord
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM upd) AS clocks, (SELECT count(*) FROM out) AS events,
+       (SELECT count(*) FROM sup) AS records, (SELECT array_agg(next_due_at) FROM due) AS dues
+"""
