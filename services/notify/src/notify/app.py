@@ -17,11 +17,15 @@ from gridline_pii import Keyring
 
 from . import store, syncback
 from .api import build_receipts_router, build_router
+from .channels import ChannelSender, WechatChannel, WecomChannel
 from .domain import RetryPolicy, TenantLimits
 from .handlers import Handlers
 from .providers.aliyun_sms import AliyunSmsClient
 from .providers.base import SmsProvider
 from .providers.tencent_sms import TencentSmsClient
+from .providers.wechat import WechatSubscribeClient
+from .providers.wecom import WecomAppClient
+from .rules_api import build_rules_router
 from .sender import Route, Sender
 from .settings import NotifySettings, TemplateRef
 
@@ -65,6 +69,33 @@ def make_routes(settings: NotifySettings, http: httpx.AsyncClient) -> list[Route
     if len({r.name for r in routes}) != len(routes):
         raise ValueError("the failover SMS provider must be a different provider from the primary")
     return routes
+
+
+def make_channels(settings: NotifySettings, http: httpx.AsyncClient, pii: Keyring) -> dict[str, ChannelSender]:
+    """WeChat (citizens) and WeCom (staff), each only when configured; rows for an unconfigured one fall back."""
+    out: dict[str, ChannelSender] = {}
+    if settings.wechat_appid:
+        wechat = WechatSubscribeClient(
+            http,
+            appid=settings.wechat_appid,
+            secret=settings.wechat_secret.get_secret_value(),
+            base_url=settings.wechat_base_url,
+            timeout_s=settings.sms_timeout_s,
+            miniprogram_state=settings.wechat_miniprogram_state,
+        )
+        out["wechat"] = WechatChannel(wechat, settings.wechat_templates, pii)
+    if settings.wecom_corpid:
+        wecom = WecomAppClient(
+            http,
+            corpid=settings.wecom_corpid,
+            corpsecret=settings.wecom_corpsecret.get_secret_value(),
+            agentid=settings.wecom_agentid,
+            base_url=settings.wecom_base_url,
+            timeout_s=settings.sms_timeout_s,
+            duplicate_check_interval_s=settings.wecom_duplicate_check_interval_s,
+        )
+        out["wecom"] = WecomChannel(wecom, settings.wecom_templates, pii)
+    return out
 
 
 def default_limits(settings: NotifySettings) -> TenantLimits:
@@ -134,6 +165,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
                 default_limits=default_limits(settings),
                 receipt_expiry_s=settings.receipt_expiry_s,
                 pull_tencent_receipts=settings.tencent_pull_receipts,
+                channels=make_channels(settings, http, pii),
             )
             runtime.tasks.start("sender", sender.run(), sender.stop)
             pusher = syncback.SyncbackWorker(
@@ -165,4 +197,5 @@ def create_app(settings: NotifySettings) -> FastAPI:
         token = settings.receipt_token.get_secret_value() if settings.receipt_token else None
         app.include_router(build_receipts_router(token))
         app.include_router(syncback.build_router())
+        app.include_router(build_rules_router())
     return app

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from gridline_contracts.escalation import EscalationRaisedV1, SlaBreachedV1, SlaClockStartedV1, SlaWarnedV1
 from gridline_contracts.intake import TicketReceivedV1
-from gridline_contracts.notify import NotificationFailedV1, NotificationSentV1, RecipientKind
+from gridline_contracts.notify import NotificationFailedV1, NotificationSentV1, NotifyChannel, RecipientKind
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -88,6 +88,7 @@ ROLE_KIND: dict[str, tuple[RecipientKind, str]] = {
     "sponsor_leader": ("supervisor", "grid"),
     "district_leader": ("supervisor", "tenant"),
     "supervisor": ("supervisor", "tenant"),
+    "dispatcher": ("supervisor", "tenant"),  # 派单员: tenant-wide, like the supervisors
 }
 ROLES = tuple(ROLE_KIND)
 ACTION_LABEL = {
@@ -193,6 +194,7 @@ class Progress:
     provider_index: int
     provider_attempts: int  # on the current provider, including the one just made
     providers: int  # how many providers the channel has
+    channel: NotifyChannel = "sms"
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,7 @@ def _sent(p: Progress, a: Attempted, now: datetime) -> NotificationSentV1:
     return NotificationSentV1(
         notification_id=p.notification_id,
         ticket_id=p.ticket_id,
-        channel="sms",
+        channel=p.channel,
         provider=a.provider,
         template=p.template,
         recipient_kind=p.recipient_kind,
@@ -282,7 +284,7 @@ def _failed(p: Progress, a: Attempted, now: datetime) -> NotificationFailedV1:
     return NotificationFailedV1(
         notification_id=p.notification_id,
         ticket_id=p.ticket_id,
-        channel="sms",
+        channel=p.channel,
         provider=a.provider,
         template=p.template,
         recipient_kind=p.recipient_kind,

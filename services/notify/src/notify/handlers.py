@@ -15,7 +15,7 @@ from gridline_contracts.intake import TicketReceivedV1
 from gridline_messaging.consumer import Handler
 from gridline_pii import Keyring, KeyringError, lookup_hash, mask_phone
 
-from . import domain, metrics, store, syncback
+from . import domain, metrics, planning, rules_store, store, syncback
 from .sender import PHONE_PURPOSE, tenant_limits
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,20 @@ class Handlers:
     ) -> None:
         now = datetime.now(UTC)
         limits: domain.TenantLimits | None = None
+        tenant_rules = await rules_store.rules_for(session, env.tenant, env.data.TYPE) if requests else {}
         for req in requests:
             sealed, masked, status, error, phone_hash = await self._resolve(session, env.tenant, req.recipient)
+            # Channels: the first reachable one in the rule/preference order; the rest are its fallbacks.
+            phone = (sealed, masked, phone_hash) if status == "pending" and sealed is not None else None
+            legs = await planning.legs_for(session, env.tenant, req, tenant_rules, phone)
+            if legs is None:
+                continue  # the tenant's rule silences this role for this event
+            channel, template, fallback = "sms", req.template, None
+            if legs:
+                first, rest = legs[0], legs[1:]
+                channel, template, sealed, masked = first.channel, first.template, first.address_sealed, first.masked
+                status, error, phone_hash = "pending", None, first.recipient_hash
+                fallback = [leg.as_json() for leg in rest] or None
             not_before = None
             if status == "pending" and req.holdable and req.recipient.kind == "reporter" and not req.urgent:
                 if limits is None:
@@ -78,8 +90,8 @@ class Handlers:
                 dedupe_key=req.dedupe_key,
                 tenant=env.tenant,
                 ticket_id=req.ticket_id,
-                channel="sms",
-                template=req.template,
+                channel=channel,
+                template=template,
                 params=req.params,
                 recipient_kind=req.recipient.kind,
                 recipient_ref=req.recipient.ref,
@@ -90,6 +102,7 @@ class Handlers:
                 recipient_hash=phone_hash,
                 urgent=req.urgent,
                 next_attempt_at=not_before or now,
+                fallback=fallback,
             )
 
     async def _resolve(

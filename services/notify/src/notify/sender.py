@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +32,8 @@ from gridline_contracts.envelope import Envelope
 from gridline_messaging import outbox
 from gridline_pii import Keyring
 
-from . import domain, metrics, receipts, store
+from . import channels, domain, metrics, receipts, store
+from .channels import ChannelSender
 from .providers.base import Lookup, SendResult, SmsMessage, SmsProvider
 from .settings import TemplateRef
 
@@ -89,6 +90,7 @@ class Sender:
         default_limits: domain.TenantLimits | None = None,
         receipt_expiry_s: float = 72 * 3600,
         pull_tencent_receipts: bool = False,
+        channels: Mapping[str, ChannelSender] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if not routes:
@@ -107,6 +109,7 @@ class Sender:
         self.default_limits = default_limits or domain.TenantLimits()
         self.receipt_expiry_s = receipt_expiry_s
         self.pull_tencent_receipts = pull_tencent_receipts
+        self.channels = dict(channels or {})  # WeChat, WeCom: one provider each
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
 
@@ -187,6 +190,8 @@ class Sender:
         return self.routes[index]
 
     async def _call(self, row: Any, own: dict[tuple[str, str, str], Any]) -> tuple[SendResult, float]:
+        if row.channel != "sms":
+            return await self._call_channel(row)
         route = self._route(row)
         tenant_ref = own.get((row.tenant, route.name, row.template))
         ref = (
@@ -248,6 +253,15 @@ class Sender:
             await receipts.adopt(s, [n["b_id"] for n in attempts if n["outcome"] == "sent"])
             await outbox.add(s, store.outbox, events)
 
+    async def _call_channel(self, row: Any) -> tuple[SendResult, float]:
+        channel = self.channels.get(row.channel)
+        started = time.perf_counter()
+        result = await channel.send(row) if channel is not None else channels.not_configured(row.channel)
+        elapsed = time.perf_counter() - started
+        metrics.SENDS.labels(row.channel, result.provider, result.outcome).inc()
+        metrics.SEND_SECONDS.labels(row.channel, result.provider).observe(elapsed)
+        return result, elapsed
+
     def _progress(self, row: Any) -> domain.Progress:
         return domain.Progress(
             notification_id=row.id,
@@ -256,9 +270,10 @@ class Sender:
             recipient_kind=row.recipient_kind,
             masked=row.masked_recipient,
             attempts=row.attempts - row.replayed_attempts,  # a replay starts a fresh budget
-            provider_index=min(row.provider_index, len(self.routes) - 1),
+            provider_index=min(row.provider_index, len(self.routes) - 1) if row.channel == "sms" else 0,
             provider_attempts=row.provider_attempts,
-            providers=len(self.routes),
+            providers=len(self.routes) if row.channel == "sms" else 1,
+            channel=row.channel,
         )
 
     @staticmethod
@@ -288,13 +303,13 @@ class Sender:
     @staticmethod
     def _count(row: Any, a: domain.Attempted, nxt: domain.Next) -> None:
         if nxt.failed_over:
-            metrics.FAILOVERS.labels("sms", a.provider).inc()
+            metrics.FAILOVERS.labels(row.channel, a.provider).inc()
         if nxt.status == "pending" and a.outcome in ("retryable", "not_sent"):
-            metrics.RETRIES.labels("sms", a.provider).inc()
+            metrics.RETRIES.labels(row.channel, a.provider).inc()
             if a.retry_after_s:
                 metrics.DEFERRALS.labels("provider_flow_control").inc()
         if nxt.status == "failed":
-            metrics.DEAD.labels("sms", a.code).inc()
+            metrics.DEAD.labels(row.channel, a.code).inc()
         log.info("notification %s attempt %d on %s: %s → %s", row.id, row.attempts, a.provider, a.code, nxt.status)
 
     def limits(self, row: Any | None) -> domain.TenantLimits:
@@ -385,7 +400,10 @@ class Sender:
         if now < grace_ends:
             return grace_ends
         route = self.by_name.get(row.attempt_provider)
-        if route is None or row.address_sealed is None:
+        channel = self.channels.get(row.channel) if row.channel != "sms" else None
+        if channel is not None:
+            lookup = await channel.lookup(row, started)
+        elif route is None or row.address_sealed is None:
             lookup = Lookup("unknown", code="provider_not_configured")
         else:
             phone = self.pii.open(row.address_sealed, PHONE_PURPOSE)

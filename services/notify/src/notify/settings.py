@@ -30,6 +30,24 @@ class SmsProviderConfig(BaseModel):
     templates: dict[str, TemplateRef]
 
 
+class WechatTemplate(BaseModel):
+    """A mini-program subscribe template for one of our template names; values may use {order}, {due},
+    {action} and {created} (when the notification was created, Beijing time)."""
+
+    template_id: str
+    page: str | None = None
+    data: dict[str, str]  # keyword key (thing1, time2 …) → text with our variables
+
+
+class WecomTemplate(BaseModel):
+    """What staff read on WeCom for one of our template names (same variables as above)."""
+
+    msgtype: Literal["text", "textcard", "markdown"] = "text"
+    content: str  # text/markdown content, or the textcard description
+    title: str = ""
+    url: str = ""
+
+
 class NotifySettings(ServiceSettings):
     service_name: str = "notify"
     http_port: int = 8004
@@ -83,3 +101,22 @@ class NotifySettings(ServiceSettings):
     syncback_backoff_base_s: float = Field(default=1.0, gt=0)
     syncback_backoff_cap_s: float = Field(default=300.0, gt=0)
     syncback_poll_interval_s: float = Field(default=0.5, gt=0)
+    # WeChat mini-program subscribe messages for citizens (off while wechat_appid is unset).
+    wechat_appid: str | None = None
+    wechat_secret: SecretStr = SecretStr("")
+    wechat_base_url: str = "https://api.weixin.qq.com"
+    wechat_miniprogram_state: Literal["developer", "trial", "formal"] = "formal"
+    wechat_templates: dict[str, WechatTemplate] = {
+        "ticket_received": WechatTemplate(
+            template_id="TPL_TICKET_RECEIVED",
+            page="pages/order/detail?no={order}",
+            data={"character_string1": "{order}", "thing2": "您反映的问题已受理，正在派单处理", "time3": "{created}"},
+        )
+    }
+    # WeCom application messages for staff (off while wecom_corpid is unset); texts default to rules.py's.
+    wecom_corpid: str | None = None
+    wecom_corpsecret: SecretStr = SecretStr("")
+    wecom_agentid: int = 1000002
+    wecom_base_url: str = "https://qyapi.weixin.qq.com"
+    wecom_duplicate_check_interval_s: int = Field(default=1800, ge=1, le=14400)
+    wecom_templates: dict[str, WecomTemplate] = {}

@@ -73,6 +73,8 @@ notification = Table(
     Column("delivery", Text, nullable=False, server_default="pending"),
     Column("replayed_attempts", Integer, nullable=False, server_default="0"),  # attempts before the last replay
     Column("delivered_at", DateTime(timezone=True)),
+    # The recipient's next channels if this one definitely does not reach them (planning.Leg.as_json).
+    Column("fallback", JSONB),
 )
 # The expiry sweep runs every few seconds: only rows still waiting for a receipt are indexed.
 Index("ix_notification_awaiting_receipt", notification.c.sent_at, postgresql_where=text("delivery = 'sent'"))
@@ -297,7 +299,8 @@ async def claim(session: AsyncSession, ids: list[uuid.UUID], now: datetime, prov
                     "id": r.attempt_id,
                     "notification_id": r.id,
                     "no": r.attempts,
-                    "provider": provider_names[min(r.provider_index, last)],
+                    # WeChat and WeCom have one provider each, named like the channel.
+                    "provider": provider_names[min(r.provider_index, last)] if r.channel == "sms" else r.channel,
                     "started_at": now,
                     "outcome": "sending",
                 }
@@ -342,12 +345,37 @@ _FINISH_ATTEMPT = (
 )
 
 
+# A notification that definitely did not reach its recipient on this channel becomes the next channel's
+# notification in the same transaction (WeChat 43101 → SMS): a crash leaves either both or neither,
+# and the key per (event, recipient, channel) keeps a replayed failure from making a second one.
+# "unsettled" ones may have been sent, so they do not fall back.
+_FALL_BACK = text(
+    """
+    INSERT INTO notify.notification (id, dedupe_key, tenant, ticket_id, channel, template, params,
+                                     recipient_kind, recipient_ref, address_sealed, masked_recipient,
+                                     status, recipient_hash, urgent, next_attempt_at, fallback)
+    SELECT gen_random_uuid(), n.dedupe_key || '>' || (n.fallback->0->>'channel'), n.tenant, n.ticket_id,
+           n.fallback->0->>'channel', n.fallback->0->>'template', n.params, n.recipient_kind, n.recipient_ref,
+           n.fallback->0->>'address_sealed', n.fallback->0->>'masked', 'pending',
+           n.fallback->0->>'recipient_hash', n.urgent, now(),
+           CASE WHEN jsonb_array_length(n.fallback) > 1 THEN n.fallback - 0 END
+      FROM notify.notification n
+     WHERE n.id = ANY(:ids) AND n.status = 'failed' AND jsonb_array_length(n.fallback) > 0
+       AND n.last_code IS DISTINCT FROM 'unsettled'
+    ON CONFLICT (dedupe_key) DO NOTHING
+    """
+)
+
+
 async def finish_many(
     session: AsyncSession, notifications: list[dict[str, Any]], attempts: list[dict[str, Any]]
 ) -> None:
     """Record a batch of outcomes: one executemany per table (keys ``b_id`` + the columns above)."""
     if notifications:
         await session.execute(_FINISH_NOTIFICATION, notifications)
+        failed = [n["b_id"] for n in notifications if n["status"] == "failed"]
+        if failed:
+            await session.execute(_FALL_BACK, {"ids": failed})
     if attempts:
         await session.execute(_FINISH_ATTEMPT, attempts)
 
@@ -535,4 +563,5 @@ async def list_for_ticket(session: AsyncSession, tenant: str, ticket_id: uuid.UU
     )
 
 
+from . import rules_store as _rules_store  # noqa: E402, F401  (its tables belong to this metadata)
 from . import syncback_store as _syncback_store  # noqa: E402, F401  (its tables belong to this metadata)

@@ -1,0 +1,147 @@
+"""Tables for who-hears-what: tenant rules, recipients' channel addresses and preferences (schema ``notify``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Table, Text, delete, func, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import rules
+from .store import metadata
+
+# A tenant's rule for (event type, role): ordered [{"channel", "template"}]; [] silences the role.
+tenant_rule = Table(
+    "tenant_rule",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("event_type", Text, primary_key=True),
+    Column("role", Text, primary_key=True),
+    Column("steps", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A recipient's address on a channel other than SMS (WeChat openid, WeCom userid), sealed.
+# Staff are keyed like the recipient table (kind = role or "unit", ref = unit/grid code or "*");
+# citizens by kind "citizen" and ref = the keyed hash of their phone (gridline_pii.lookup_hash).
+recipient_channel = Table(
+    "recipient_channel",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("ref", Text, primary_key=True),
+    Column("channel", Text, primary_key=True),
+    Column("address_sealed", Text, nullable=False),
+    Column("masked", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A recipient's preferred channel order (channels not named keep the rule's order, after these).
+recipient_pref = Table(
+    "recipient_pref",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("ref", Text, primary_key=True),
+    Column("channels", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+def _steps(raw: list[dict[str, str]]) -> list[rules.Step]:
+    return [rules.Step(s["channel"], s["template"]) for s in raw]  # type: ignore[arg-type]
+
+
+async def rules_for(session: AsyncSession, tenant: str, event_type: str) -> dict[str, list[rules.Step]]:
+    """The tenant's own rules for one event type: role → steps."""
+    rows = await session.execute(
+        select(tenant_rule.c.role, tenant_rule.c.steps).where(
+            tenant_rule.c.tenant == tenant, tenant_rule.c.event_type == event_type
+        )
+    )
+    return {r.role: _steps(r.steps) for r in rows}
+
+
+async def all_rules(session: AsyncSession, tenant: str) -> dict[tuple[str, str], list[rules.Step]]:
+    rows = await session.execute(select(tenant_rule).where(tenant_rule.c.tenant == tenant))
+    return {(r.event_type, r.role): _steps(r.steps) for r in rows}
+
+
+async def put_rule(session: AsyncSession, tenant: str, event_type: str, role: str, steps: list[rules.Step]) -> None:
+    values = {
+        "tenant": tenant,
+        "event_type": event_type,
+        "role": role,
+        "steps": [{"channel": s.channel, "template": s.template} for s in steps],
+    }
+    stmt = insert(tenant_rule).values(**values)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant", "event_type", "role"],
+            set_={"steps": stmt.excluded.steps, "updated_at": func.now()},
+        )
+    )
+
+
+async def delete_rule(session: AsyncSession, tenant: str, event_type: str, role: str) -> bool:
+    res = await session.execute(
+        delete(tenant_rule).where(
+            tenant_rule.c.tenant == tenant, tenant_rule.c.event_type == event_type, tenant_rule.c.role == role
+        )
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def put_channel(session: AsyncSession, **values: Any) -> None:
+    stmt = insert(recipient_channel).values(**values)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant", "kind", "ref", "channel"],
+            set_={
+                "address_sealed": stmt.excluded.address_sealed,
+                "masked": stmt.excluded.masked,
+                "updated_at": func.now(),
+            },
+        )
+    )
+
+
+async def delete_channel(session: AsyncSession, tenant: str, kind: str, ref: str, channel: str) -> bool:
+    res = await session.execute(
+        delete(recipient_channel).where(
+            recipient_channel.c.tenant == tenant,
+            recipient_channel.c.kind == kind,
+            recipient_channel.c.ref == ref,
+            recipient_channel.c.channel == channel,
+        )
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def put_pref(session: AsyncSession, tenant: str, kind: str, ref: str, channels: list[str]) -> None:
+    stmt = insert(recipient_pref).values(tenant=tenant, kind=kind, ref=ref, channels=channels)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant", "kind", "ref"],
+            set_={"channels": stmt.excluded.channels, "updated_at": func.now()},
+        )
+    )
+
+
+async def reach(session: AsyncSession, tenant: str, kind: str, ref: str) -> tuple[dict[str, Any], list[str]]:
+    """A recipient's non-SMS addresses (channel → row) and preferred channel order."""
+    rows = await session.execute(
+        select(recipient_channel).where(
+            recipient_channel.c.tenant == tenant, recipient_channel.c.kind == kind, recipient_channel.c.ref == ref
+        )
+    )
+    addresses = {r.channel: r for r in rows}
+    pref = (
+        await session.execute(
+            select(recipient_pref.c.channels).where(
+                recipient_pref.c.tenant == tenant, recipient_pref.c.kind == kind, recipient_pref.c.ref == ref
+            )
+        )
+    ).scalar_one_or_none()
+    return addresses, list(pref or [])
