@@ -88,6 +88,8 @@ class Stack:
         if service == "intake":
             env["PII_KEY"] = self.keys["PII_KEY_INTAKE"]
             env["STAFF_TOKEN_KEYS"] = self.keys["STAFF_TOKEN_KEYS"]
+        if service == "routing":  # the dispatcher/admin API takes the same staff tokens
+            env["STAFF_TOKEN_KEYS"] = self.keys["STAFF_TOKEN_KEYS"]
         if service == "notify":
             env["PII_KEY"] = self.keys["PII_KEY_NOTIFY"]
             env["SMS_PROVIDER_BASE_URL"] = f"http://127.0.0.1:{self.ports['fake-sms']}"

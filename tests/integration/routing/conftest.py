@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import secrets
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gridline_boot.db import create_engine, session_factory
 from gridline_boot.http import install_error_handlers
+from gridline_boot.staff_auth import StaffTokenVerifier
 from gridline_contracts.envelope import Envelope, EventData
 from gridline_contracts.intake import GeoPoint, ReporterRef, TicketReceivedV1
 from gridline_messaging.consumer import Consumer
 from gridline_messaging.producer import make_producer
 from routing import store, synthcity
-from routing.api import build_router
+from routing.api import ROLES, build_router
 from routing.app import build_routing, handler_table
 from routing.handlers import Routing, import_directory
 from routing.settings import RoutingSettings
@@ -105,12 +108,42 @@ async def routing(
     return build_routing(settings)
 
 
+TOKENS = StaffTokenVerifier(
+    f"it1:{secrets.token_urlsafe(32)}", audiences=["gridline-routing", "gridline-intake"], roles=ROLES
+)
+
+
+def staff(sub: str, tenant: str, role: str = "dispatcher", audience: str = "gridline-intake") -> dict[str, str]:
+    """Headers of a staff member, signed like intake's staff tokens."""
+    return {"Authorization": f"Bearer {TOKENS.issue(sub=sub, tenant=tenant, role=role, audience=audience)}"}
+
+
+class SignedIn(httpx.Auth):
+    """Signs each request as a staff member of the path's tenant unless it carries its own token:
+    the admin for the directory, a dispatcher for everything else (the auth rules have their own tests)."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        m = re.match(r"^/v1/tenants/([^/]+)(/.*)?$", request.url.path)
+        if "Authorization" not in request.headers and m:
+            role = "admin" if (m.group(2) or "").endswith("/directory") else "dispatcher"
+            request.headers.update(staff(f"it-{role}", m.group(1), role))
+        yield request
+
+
 class Ctx:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], topic: str, producer: Any, api: httpx.AsyncClient):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        topic: str,
+        producer: Any,
+        api: httpx.AsyncClient,
+        anonymous: httpx.AsyncClient,
+    ):
         self.sessions = sessions
         self.topic = topic
         self.producer = producer
         self.api = api
+        self.anonymous = anonymous  # no token at all
 
     async def send(self, env: Envelope[Any]) -> None:
         await self.producer.send_and_wait(self.topic, env.body(), key=env.subject.encode(), headers=env.headers())
@@ -133,7 +166,10 @@ class Ctx:
         return out
 
     async def until_events(self, key: uuid.UUID | str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
-        return await until(f"{count} events for {key}", lambda: self._at_least(key, count), timeout)
+        found: list[dict[str, Any]] = await until(
+            f"{count} events for {key}", lambda: self._at_least(key, count), timeout
+        )
+        return found
 
     async def _at_least(self, key: uuid.UUID | str, count: int) -> list[dict[str, Any]] | None:
         found = await self.events(key)
@@ -181,11 +217,15 @@ async def ctx(stack: Any, sessions: async_sessionmaker[AsyncSession], routing: R
     app.include_router(build_router())
     app.state.sessions = sessions
     app.state.routing = routing
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://routing")
+    app.state.staff_tokens = TOKENS
+    transport = httpx.ASGITransport(app=app)
+    client = httpx.AsyncClient(transport=transport, base_url="http://routing", auth=SignedIn())
+    anonymous = httpx.AsyncClient(transport=transport, base_url="http://routing")
     try:
-        yield Ctx(sessions, topic, producer, client)
+        yield Ctx(sessions, topic, producer, client, anonymous)
     finally:
         await client.aclose()
+        await anonymous.aclose()
         await consumer.stop()
         await asyncio.wait_for(task, 30)
         await producer.stop()
@@ -199,6 +239,7 @@ def received(
     address: str | None = None,
     area_code: str | None = None,
     n: int = 0,
+    caller_hash: str | None = None,
 ) -> Envelope[Any]:
     now = datetime.now(UTC)
     tid = uuid.uuid4()
@@ -213,7 +254,9 @@ def received(
         area_code=area_code,
         reported_at=now,
         received_at=now,
-        reporter=ReporterRef(contact_token="sealed-token-not-comparable", masked_phone="138****0000"),
+        reporter=ReporterRef(
+            contact_token="sealed-token-not-comparable", masked_phone="138****0000", caller_hash=caller_hash
+        ),
     )
     return Envelope[Any](source="intake", tenant=tenant, subject=str(tid), correlation_id=str(tid), data=data)
 

@@ -18,7 +18,7 @@ from routing import domain, store, synthcity
 from routing.app import ReturnTimer
 from routing.handlers import Routing
 
-from .conftest import Ctx, follow_up, received
+from .conftest import Ctx, follow_up, received, staff
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -126,22 +126,20 @@ async def test_unmatched_go_to_the_queue_and_a_dispatcher_dispatches(ctx: Ctx, c
     assert queued == sorted(queued)  # oldest first
 
     url = f"/v1/tenants/{tenant}/tickets/{first.subject}/dispatch"
-    r = await ctx.api.post(url, json={"unit_code": "NO-SUCH-UNIT", "dispatcher": "dispatcher-wang"})
+    r = await ctx.api.post(url, json={"unit_code": "NO-SUCH-UNIT"})
     assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_unit")
-    r = await ctx.api.post(url, json={"unit_code": city.cell_code(0, 0)[:9], "dispatcher": "dispatcher-wang"})
+    r = await ctx.api.post(url, json={"unit_code": city.cell_code(0, 0)[:9]})
     assert (r.status_code, r.json()["error"]["code"]) == (422, "department_only")  # 井盖 never to a 街道
-    r = await ctx.api.post(url, json={"unit_code": "330110-SW", "dispatcher": "dispatcher-wang"})
+    r = await ctx.api.post(url, json={"unit_code": "330110-SW"})
     assert r.status_code == 200, r.text
     events = await ctx.until_events(first.subject, 2)
     assert events[-1]["type"] == "dispatch.assigned" and events[-1]["match_method"] == "manual"
     assert events[-1]["unit_code"] == "330110-SW" and events[-1]["sla_policy_key"] == "component-2wd"
-    r = await ctx.api.post(url, json={"unit_code": "330110-SW", "dispatcher": "dispatcher-wang"})
+    r = await ctx.api.post(url, json={"unit_code": "330110-SW"})
     assert (r.status_code, r.json()["error"]["code"]) == (409, "not_in_manual_queue")
     why = (await ctx.api.get(f"/v1/tenants/{tenant}/tickets/{first.subject}/decisions")).json()
     assert [d["outcome"] for d in why] == ["needs_manual", "manual"]
-    missing = await ctx.api.post(
-        f"/v1/tenants/{tenant}/tickets/{uuid.uuid4()}/dispatch", json={"unit_code": "x", "dispatcher": "d"}
-    )
+    missing = await ctx.api.post(f"/v1/tenants/{tenant}/tickets/{uuid.uuid4()}/dispatch", json={"unit_code": "x"})
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "ticket_not_found")
 
 
@@ -169,7 +167,7 @@ async def test_duplicates_merge_and_a_dispatcher_unmerges(ctx: Ctx, city: synthc
     assert dup2["type"] == "dispatch.duplicate_found" and dup2["rule"] == "same_address/72h"
 
     r = await ctx.api.post(
-        f"/v1/tenants/{tenant}/tickets/{child.subject}/unmerge", json={"dispatcher": "dispatcher-li"}
+        f"/v1/tenants/{tenant}/tickets/{child.subject}/unmerge", headers=staff("dispatcher-li", tenant)
     )
     assert r.status_code == 200, r.text
     types = [e["type"] for e in await ctx.events(child.subject)]
@@ -177,7 +175,7 @@ async def test_duplicates_merge_and_a_dispatcher_unmerges(ctx: Ctx, city: synthc
     view = (await ctx.api.get(f"/v1/tenants/{tenant}/tickets/{parent.subject}")).json()
     assert view["duplicate_count"] == 0 and view["children"] == []
     r = await ctx.api.post(
-        f"/v1/tenants/{tenant}/tickets/{child.subject}/unmerge", json={"dispatcher": "dispatcher-li"}
+        f"/v1/tenants/{tenant}/tickets/{child.subject}/unmerge", headers=staff("dispatcher-li", tenant)
     )
     assert (r.status_code, r.json()["error"]["code"]) == (409, "not_merged")
 
@@ -186,7 +184,8 @@ async def test_duplicates_merge_and_a_dispatcher_unmerges(ctx: Ctx, city: synthc
     await route(ctx, lone)
     r = await ctx.api.post(
         f"/v1/tenants/{tenant}/tickets/{lone.subject}/merge",
-        json={"parent_ticket_id": parent.subject, "dispatcher": "dispatcher-li"},
+        json={"parent_ticket_id": parent.subject},
+        headers=staff("dispatcher-li", tenant),
     )
     assert r.status_code == 200 and r.json()["rule"] == "manual:dispatcher-li"
 
@@ -249,7 +248,9 @@ async def test_returns_auto_rules_dispatcher_review_and_timeout(
     t = received(tenant, "200102", point=city.cell_centre(30, 5))
     [a] = await route(ctx, t)
     r = await ctx.api.post(
-        f"/v1/tenants/{tenant}/tickets/{t.subject}/reassign", json={"unit_code": "330110-CGJ", "dispatcher": "d-zhao"}
+        f"/v1/tenants/{tenant}/tickets/{t.subject}/reassign",
+        json={"unit_code": "330110-CGJ"},
+        headers=staff("d-zhao", tenant),
     )
     assert r.status_code == 200, r.text
     await ctx.send(_dispatched(t, "330110-CGJ"))
@@ -276,10 +277,11 @@ async def test_returns_auto_rules_dispatcher_review_and_timeout(
 
     [req] = await _until(pending)
     review = f"/v1/tenants/{tenant}/returns/{req['id']}/review"
-    body = {"approved": True, "dispatcher": "d-qian", "reason": "噪声源为餐饮油烟设备", "unit_code": "330110-STHJ"}
-    r = await ctx.api.post(review, json=body)
+    body = {"approved": True, "reason": "噪声源为餐饮油烟设备", "unit_code": "330110-STHJ"}
+    qian = staff("d-qian", tenant)
+    r = await ctx.api.post(review, json=body, headers=qian)
     assert (r.status_code, r.json()["error"]["code"]) == (422, "unit_returned")
-    r = await ctx.api.post(review, json=body | {"unit_code": "330110-SCJGJ"})
+    r = await ctx.api.post(review, json=body | {"unit_code": "330110-SCJGJ"}, headers=qian)
     assert r.status_code == 200, r.text
     events = await ctx.events(t.subject)
     assert events[-2]["type"] == "dispatch.return_reviewed" and events[-2]["reviewer"] == "d-qian"

@@ -1,5 +1,11 @@
 """routing's HTTP API: directory import for admins; the dispatcher's queue and commands (派单, 改派,
-并单, 撤销并单, 退单审核); and "why did this ticket go to unit X"."""
+并单, 撤销并单, 退单审核); and "why did this ticket go to unit X".
+
+Every endpoint needs a staff bearer token (the tokens intake's staff use, see
+:mod:`gridline_boot.staff_auth`) of the tenant in the path: ``admin`` imports the directory,
+``dispatcher`` works the queue and returns; both may read. The acting dispatcher recorded in audit
+rows and events is the token's subject.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_boot.http import ApiError
+from gridline_boot.staff_auth import Staff, StaffTokenVerifier, authorize, bearer
 
 from . import store
 from .domain import Refused
@@ -32,11 +39,27 @@ def correlation(request: Request) -> str:
     return str(getattr(request.state, "correlation_id", None) or uuid.uuid4())
 
 
+Tenant = Annotated[str, Path(pattern=r"^\d{6}$", description="GB/T 2260 code of the city or district")]
+ADMIN, DISPATCHER = "admin", "dispatcher"
+ROLES = (ADMIN, DISPATCHER)
+
+
+def _staff(*roles: str) -> Any:
+    async def dependency(
+        request: Request, tenant: Tenant, authorization: Annotated[str | None, Header(max_length=4096)] = None
+    ) -> Staff:
+        verifier: StaffTokenVerifier | None = getattr(request.app.state, "staff_tokens", None)
+        return authorize(bearer(verifier, authorization), tenant, roles)
+
+    return Depends(dependency)
+
+
+Admin = Annotated[Staff, _staff(ADMIN)]
+Dispatcher = Annotated[Staff, _staff(DISPATCHER)]
+Reader = Annotated[Staff, _staff(ADMIN, DISPATCHER)]
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 RoutingDep = Annotated[Routing, Depends(get_routing)]
 Correlation = Annotated[str, Depends(correlation)]
-Tenant = Annotated[str, Path(pattern=r"^\d{6}$", description="GB/T 2260 code of the city or district")]
-Actor = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.@:-]+$")]
 
 # Refusals that mean "not in a state for this", not "bad input".
 _NOT_FOUND = {"ticket_not_found", "return_not_found"}
@@ -60,7 +83,7 @@ class DirectoryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     grids: dict[str, Any]
     bundle: dict[str, Any]
-    imported_by: str = "admin-api"
+    imported_by: str | None = Field(default=None, max_length=64, description="defaults to the admin's id")
     crs: Literal["wgs84", "gcj02", "bd09"] = Field(default="wgs84", description="datum the grids are drawn in")
 
 
@@ -78,25 +101,17 @@ class DispatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     unit_code: str = Field(min_length=1, max_length=64)
     co_unit_codes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default=[], max_length=20)
-    dispatcher: Actor
     sla_policy_key: str | None = Field(default=None, max_length=64)
 
 
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     parent_ticket_id: uuid.UUID
-    dispatcher: Actor
-
-
-class UnmergeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    dispatcher: Actor
 
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     approved: bool
-    dispatcher: Actor
     reason: str = Field(min_length=2, max_length=500)
     unit_code: str | None = Field(default=None, min_length=1, max_length=64, description="改派 to this unit")
     co_unit_codes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default=[], max_length=20)
@@ -143,7 +158,9 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["routing"])
 
     @router.post("/directory", status_code=201)
-    async def post_directory(tenant: Tenant, body: DirectoryIn, sessions: Sessions, cid: Correlation) -> Any:
+    async def post_directory(
+        tenant: Tenant, body: DirectoryIn, sessions: Sessions, cid: Correlation, staff: Admin
+    ) -> Any:
         """Import a new directory version (grids GeoJSON + bundle) and publish it. Rejected whole, with a
         report of every problem (bad GeoJSON, unknown codes, overlapping grids, empty directory …), on any error."""
         async with sessions() as s, s.begin():
@@ -152,7 +169,7 @@ def build_router() -> APIRouter:
                 tenant=tenant,
                 grids=body.grids,
                 bundle=body.bundle,
-                imported_by=body.imported_by,
+                imported_by=body.imported_by or staff.id,
                 correlation_id=cid,
                 crs=body.crs,
             )
@@ -165,7 +182,7 @@ def build_router() -> APIRouter:
         return {"tenant": tenant, "version": version, "issues": issues}
 
     @router.get("/directory")
-    async def get_directory(tenant: Tenant, sessions: Sessions, routing: RoutingDep) -> Any:
+    async def get_directory(tenant: Tenant, sessions: Sessions, routing: RoutingDep, _: Reader) -> Any:
         """The live directory version: counts, who imported it and the warnings (gaps …) found at import."""
         async with sessions() as s:
             loaded = await routing.cache.get(s, tenant)
@@ -190,7 +207,7 @@ def build_router() -> APIRouter:
         }
 
     @router.get("/tickets/{ticket_id}/decisions", response_model=list[DecisionOut])
-    async def why(tenant: Tenant, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
+    async def why(tenant: Tenant, ticket_id: uuid.UUID, sessions: Sessions, _: Reader) -> Any:
         """Every routing decision for a ticket with its reasons: why it went to this unit (or to a dispatcher),
         duplicates, returns and their review, 改派."""
         async with sessions() as s:
@@ -211,7 +228,7 @@ def build_router() -> APIRouter:
         ]
 
     @router.get("/tickets/{ticket_id}")
-    async def get_ticket(tenant: Tenant, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
+    async def get_ticket(tenant: Tenant, ticket_id: uuid.UUID, sessions: Sessions, _: Reader) -> Any:
         """Routing's view of a ticket: where it stands, its unit, its duplicates (并单) and who returned it."""
         async with sessions() as s:
             row = await store.get_ticket_row(s, ticket_id)
@@ -222,7 +239,11 @@ def build_router() -> APIRouter:
 
     @router.get("/queue")
     async def queue(
-        tenant: Tenant, sessions: Sessions, routing: RoutingDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+        tenant: Tenant,
+        sessions: Sessions,
+        routing: RoutingDep,
+        _: Dispatcher,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Any:
         """The manual dispatch queue, oldest first, with the reason and suggested units for each ticket."""
         async with sessions() as s:
@@ -255,9 +276,10 @@ def build_router() -> APIRouter:
         sessions: Sessions,
         routing: RoutingDep,
         cid: Correlation,
+        staff: Dispatcher,
     ) -> Any:
         """Manual 派单 of a ticket in the queue: publishes ``dispatch.assigned`` with match_method "manual"."""
-        return await _assign(tenant, ticket_id, body, sessions, routing, cid, reassign=False)
+        return await _assign(tenant, ticket_id, body, staff.id, sessions, routing, cid, reassign=False)
 
     @router.post("/tickets/{ticket_id}/reassign")
     async def reassign(
@@ -267,13 +289,20 @@ def build_router() -> APIRouter:
         sessions: Sessions,
         routing: RoutingDep,
         cid: Correlation,
+        staff: Dispatcher,
     ) -> Any:
         """改派 of a dispatched ticket that its unit has not signed for yet."""
-        return await _assign(tenant, ticket_id, body, sessions, routing, cid, reassign=True)
+        return await _assign(tenant, ticket_id, body, staff.id, sessions, routing, cid, reassign=True)
 
     @router.post("/tickets/{ticket_id}/merge")
     async def merge(
-        tenant: Tenant, ticket_id: uuid.UUID, body: MergeIn, sessions: Sessions, routing: RoutingDep, cid: Correlation
+        tenant: Tenant,
+        ticket_id: uuid.UUID,
+        body: MergeIn,
+        sessions: Sessions,
+        routing: RoutingDep,
+        cid: Correlation,
+        staff: Dispatcher,
     ) -> Any:
         """并单 by hand: a queued ticket joins an open ticket of the same tenant (``dispatch.duplicate_found``)."""
         try:
@@ -283,7 +312,7 @@ def build_router() -> APIRouter:
                     tenant,
                     ticket_id,
                     parent_ticket_id=body.parent_ticket_id,
-                    dispatcher=body.dispatcher,
+                    dispatcher=staff.id,
                     correlation_id=cid,
                 )
         except Refused as exc:
@@ -292,12 +321,17 @@ def build_router() -> APIRouter:
 
     @router.post("/tickets/{ticket_id}/unmerge")
     async def unmerge(
-        tenant: Tenant, ticket_id: uuid.UUID, body: UnmergeIn, sessions: Sessions, routing: RoutingDep, cid: Correlation
+        tenant: Tenant,
+        ticket_id: uuid.UUID,
+        sessions: Sessions,
+        routing: RoutingDep,
+        cid: Correlation,
+        staff: Dispatcher,
     ) -> Any:
         """撤销并单: ``dispatch.unmerged``, then the ticket is routed on its own (assigned or queued)."""
         try:
             async with sessions() as s, s.begin():
-                decision = await routing.unmerge(s, tenant, ticket_id, dispatcher=body.dispatcher, correlation_id=cid)
+                decision = await routing.unmerge(s, tenant, ticket_id, dispatcher=staff.id, correlation_id=cid)
         except Refused as exc:
             raise _error(exc) from exc
         return {"unmerged": True, "decision": decision.event.model_dump(mode="json"), "trail": list(decision.trail)}
@@ -306,6 +340,7 @@ def build_router() -> APIRouter:
     async def returns(
         tenant: Tenant,
         sessions: Sessions,
+        _: Dispatcher,
         status: Literal["pending", "approved", "rejected"] | None = "pending",
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Any:
@@ -322,6 +357,7 @@ def build_router() -> APIRouter:
         sessions: Sessions,
         routing: RoutingDep,
         cid: Correlation,
+        staff: Dispatcher,
     ) -> Any:
         """退单审核 by a dispatcher inside the review window. Approved: 改派 to ``unit_code`` if given, else
         by the 派单目录 excluding every unit that returned the ticket. Rejected: the unit must handle it."""
@@ -332,7 +368,7 @@ def build_router() -> APIRouter:
                     tenant,
                     request_id,
                     approved=body.approved,
-                    dispatcher=body.dispatcher,
+                    dispatcher=staff.id,
                     reason=body.reason,
                     unit_code=body.unit_code,
                     co_unit_codes=body.co_unit_codes,
@@ -349,6 +385,7 @@ async def _assign(
     tenant: str,
     ticket_id: uuid.UUID,
     body: DispatchIn,
+    dispatcher: str,
     sessions: async_sessionmaker[AsyncSession],
     routing: Routing,
     cid: str,
@@ -363,7 +400,7 @@ async def _assign(
                 ticket_id,
                 unit_code=body.unit_code,
                 co_unit_codes=body.co_unit_codes,
-                dispatcher=body.dispatcher,
+                dispatcher=dispatcher,
                 sla_policy_key=body.sla_policy_key,
                 correlation_id=cid,
                 reassign=reassign,

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gridline_boot.db import create_engine, session_factory
 from gridline_boot.http import install_error_handlers, install_observability
 from gridline_boot.logging import configure_logging
+from gridline_boot.staff_auth import StaffTokenVerifier
 from gridline_contracts.envelope import EventData
 from gridline_contracts.intake import (
     TicketArchivedV1,
@@ -33,7 +34,7 @@ from gridline_messaging.consumer import Handler, is_infrastructure_error
 from gridline_messaging.runtime import MessagingRuntime
 
 from . import store
-from .api import build_router
+from .api import ROLES, build_router
 from .directory import DuplicatePolicy
 from .domain import ReturnPolicy
 from .handlers import DirectoryCache, Routing
@@ -60,6 +61,13 @@ def build_routing(settings: RoutingSettings) -> Routing:
             max_reroutes=settings.max_reroutes,
         ),
     )
+
+
+def staff_tokens(settings: RoutingSettings) -> StaffTokenVerifier | None:
+    if settings.staff_token_keys is None:
+        return None
+    audiences = [a.strip() for a in settings.staff_token_audiences.split(",") if a.strip()]
+    return StaffTokenVerifier(settings.staff_token_keys.get_secret_value(), audiences=audiences, roles=ROLES)
 
 
 def handler_table(routing: Routing) -> dict[type[EventData], Handler]:
@@ -146,6 +154,7 @@ def create_app(settings: RoutingSettings) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="Gridline routing", version="1", lifespan=lifespan)
+    app.state.staff_tokens = staff_tokens(settings)
     install_error_handlers(app)
     install_observability(app, lambda: app.state.runtime.checks())
     if "api" in settings.roles:

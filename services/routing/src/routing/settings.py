@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from gridline_boot.settings import ServiceSettings
 
@@ -22,3 +22,8 @@ class RoutingSettings(ServiceSettings):
     return_timeout_approves: bool = True
     max_reroutes: int = Field(default=3, ge=1, le=20, description="approved returns before 改派 needs a person")
     return_timer_interval_s: float = Field(default=5.0, gt=0)
+    # Staff bearer tokens (the ones intake's staff use): kid:secret[,older]. Unset → every API call 401.
+    staff_token_keys: SecretStr | None = None
+    staff_token_audiences: str = Field(
+        default="gridline-routing,gridline-intake", description="comma list; a token must name one of these"
+    )
