@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_contracts.envelope import Envelope
 from gridline_messaging import outbox
+from gridline_messaging.consumer import is_infrastructure_error
 from gridline_pii import Keyring
 
 from . import channels, domain, metrics, receipts, store
@@ -222,7 +223,7 @@ class Sender:
         now = datetime.now(UTC)
         notes: list[dict[str, Any]] = []
         attempts: list[dict[str, Any]] = []
-        events: list[Envelope[Any]] = []
+        events: list[list[Envelope[Any]]] = []
         for row, (result, elapsed) in items:
             a = domain.Attempted(
                 outcome=result.outcome,
@@ -246,12 +247,36 @@ class Sender:
                 }
             )
             notes.append(self._next_values(row, a, nxt, now))
-            events += self._envelopes(row, nxt)
+            events.append(self._envelopes(row, nxt))
             self._count(row, a, nxt)
-        async with self.sessions() as s, s.begin():
-            await store.finish_many(s, notes, attempts)
-            await receipts.adopt(s, [n["b_id"] for n in attempts if n["outcome"] == "sent"])
-            await outbox.add(s, store.outbox, events)
+        await self._commit_outcomes(notes, attempts, events)
+
+    async def _commit_outcomes(
+        self, notes: list[dict[str, Any]], attempts: list[dict[str, Any]], events: list[list[Envelope[Any]]]
+    ) -> None:
+        """Write the providers' answers, retrying through a database outage.
+
+        The messages have gone out: if this write were dropped, the rows would stay ``sending``
+        and later need settling from provider records, so the known outcome is kept in memory and
+        written once the database is back. Only attempts still ``sending`` are written, so a
+        commit whose reply was lost (or a replica's sweep that got there first) is not applied twice.
+        """
+        backoff = 0.2
+        while True:
+            try:
+                async with self.sessions() as s, s.begin():
+                    open_ = await store.unfinished_attempts(s, [a["b_id"] for a in attempts])
+                    keep = [i for i, a in enumerate(attempts) if a["b_id"] in open_]
+                    await store.finish_many(s, [notes[i] for i in keep], [attempts[i] for i in keep])
+                    await receipts.adopt(s, [attempts[i]["b_id"] for i in keep if attempts[i]["outcome"] == "sent"])
+                    await outbox.add(s, store.outbox, [e for i in keep for e in events[i]])
+                return
+            except Exception as exc:
+                if self._stopping.is_set() or not is_infrastructure_error(exc):
+                    raise
+                log.warning("recording %d send outcome(s) failed (%r); retrying in %.1fs", len(attempts), exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def _call_channel(self, row: Any) -> tuple[SendResult, float]:
         channel = self.channels.get(row.channel)

@@ -380,6 +380,16 @@ async def finish_many(
         await session.execute(_FINISH_ATTEMPT, attempts)
 
 
+async def unfinished_attempts(session: AsyncSession, ids: list[Any]) -> set[Any]:
+    """Of these attempts, the ones still ``sending`` (locked: their outcome is about to be written)."""
+    if not ids:
+        return set()
+    res = await session.execute(
+        select(attempt.c.id).where(attempt.c.id.in_(ids), attempt.c.outcome == "sending").with_for_update()
+    )
+    return {r.id for r in res}
+
+
 async def mark_interrupted_sends(session: AsyncSession, older_than: datetime, now: datetime) -> int:
     """Rows left ``sending`` by a killed process: the provider may have sent them. Never resend; settle."""
     res = await session.execute(
