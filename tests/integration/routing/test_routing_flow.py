@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import chinese_calendar
 import pytest
 from prometheus_client import REGISTRY
 
@@ -296,8 +298,13 @@ async def test_returns_auto_rules_dispatcher_review_and_timeout(
     await ctx.send(_dispatched(t, "330110-CGJ"))
     await ctx.send(_return(t, "330110-CGJ", "legal_procedure"))
     [req] = await _until(pending)
+    # The window is 1 工作日: close of business (17:30 Shanghai) of the next working day.
+    due = datetime.fromisoformat(req["review_due_at"])
+    assert due.astimezone(ZoneInfo("Asia/Shanghai")).time() == time(17, 30) and req["calendar_error"] is None
+    assert chinese_calendar.is_workday(due.astimezone(ZoneInfo("Asia/Shanghai")).date())
     async with ctx.sessions() as s, s.begin():
-        assert await routing.expire_returns(s, datetime.now(UTC) + timedelta(hours=25)) >= 1
+        assert await routing.expire_returns(s, due - timedelta(seconds=1)) == 0
+        assert await routing.expire_returns(s, due + timedelta(seconds=1)) >= 1
     events = await ctx.events(t.subject)
     assert (events[-2]["approved"], events[-2]["reviewer"]) == (True, "auto:review_timeout")
     assert events[-1]["type"] == "dispatch.assigned" and events[-1]["unit_code"] == "330110-SW"
@@ -382,3 +389,36 @@ async def test_the_return_timer_decides_overdue_requests(ctx: Ctx, city: synthci
         await asyncio.wait_for(task, 10)
     assert (events[1]["type"], events[1]["reviewer"]) == ("dispatch.return_reviewed", "auto:review_timeout")
     assert events[2]["type"] == "dispatch.needs_manual" and events[2]["reason_code"] == "only_excluded_units"
+
+
+async def test_a_return_in_a_year_without_calendar_data_waits_for_a_dispatcher(
+    ctx: Ctx, city: synthcity.SynthCity, routing: Routing
+) -> None:
+    tenant = city.tenant
+    t = received(tenant, "300101", point=city.cell_centre(40, 12))
+    await route(ctx, t)
+    await ctx.send(_dispatched(t, "330110-STHJ"))
+    late = _return(t, "330110-STHJ", "unclear_ownership")
+    late = late.model_copy(
+        update={"data": late.data.model_copy(update={"at": datetime(2026, 12, 31, 3, 0, tzinfo=UTC)})}
+    )
+    gaps = _metric("routing_calendar_gaps_total")
+    await ctx.send(late)
+
+    async def stored() -> Any:
+        items = (await ctx.api.get(f"/v1/tenants/{tenant}/returns")).json()["items"]
+        return [i for i in items if i["ticket_id"] == t.subject]
+
+    [req] = await _until(stored)
+    # 2027 is not in chinese_calendar and the directory enters no overrides: no deadline, a clear reason.
+    assert req["review_due_at"] is None and req["status"] == "pending"
+    assert "2027" in req["calendar_error"] and "calendar.overrides" in req["calendar_error"]
+    assert _metric("routing_calendar_gaps_total") == gaps + 1
+    async with ctx.sessions() as s, s.begin():
+        await routing.expire_returns(s, datetime(2030, 1, 1, tzinfo=UTC))  # the timer never decides on a guess
+    [req] = await stored()
+    assert req["status"] == "pending"
+    r = await ctx.api.post(
+        f"/v1/tenants/{tenant}/returns/{req['id']}/review", json={"approved": False, "reason": "属于本单位职责"}
+    )
+    assert r.status_code == 200, r.text

@@ -135,7 +135,7 @@ def test_reroute_excludes_returning_units_and_stops_after_max(
 ) -> None:
     city, directory, index = small
     t = ticket("100101", point=city.cell_centre(1, 1))
-    policy = ReturnPolicy(review_window=timedelta(hours=24), max_reroutes=2)
+    policy = ReturnPolicy(review_working_days=1, max_reroutes=2)
     d = domain.reroute(t.ticket_id, open_ticket(t, NOW), "330110-CGJ", directory, index, NOW, policy)
     assert isinstance(d.event, DispatchAssignedV1) and d.event.unit_code == "330110-SW"
     both = open_ticket(t, NOW, returned_by=("330110-CGJ",))
@@ -147,7 +147,7 @@ def test_reroute_excludes_returning_units_and_stops_after_max(
     d = domain.reroute(t.ticket_id, None, "330110-SW", directory, index, NOW, policy)
     assert isinstance(d.event, DispatchNeedsManualV1) and d.event.reason_code == "reroute_unavailable"
     assert domain.timeout_verdict(policy).approved
-    assert not domain.timeout_verdict(ReturnPolicy(timedelta(hours=1), timeout_approves=False)).approved
+    assert not domain.timeout_verdict(ReturnPolicy(1, timeout_approves=False)).approved
 
 
 def test_duplicates_policy_in_the_bundle_is_checked() -> None:

@@ -147,6 +147,7 @@ def _return_out(row: Any) -> dict[str, Any]:
         "basis": row.basis,
         "requested_at": row.requested_at,
         "review_due_at": row.review_due_at,
+        "calendar_error": row.calendar_error,
         "status": row.status,
         "reviewer": row.reviewer,
         "reason": row.reason,

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 
 from fastapi import FastAPI
@@ -56,7 +56,7 @@ def build_routing(settings: RoutingSettings) -> Routing:
             require_same_address=settings.duplicate_require_same_address,
         ),
         returns=ReturnPolicy(
-            review_window=timedelta(hours=settings.return_review_window_h),
+            review_working_days=settings.return_review_working_days,
             timeout_approves=settings.return_timeout_approves,
             max_reroutes=settings.max_reroutes,
         ),

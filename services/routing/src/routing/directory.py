@@ -72,7 +72,11 @@ One JSON object (a file path or an already-parsed mapping)::
            "grid_code": "330106001001002"},
           {"id": "poi-...", "kind": "poi", "name": "...", "grid_code": "..."}
         ]
-      }
+      },
+      "calendar": {                                    # optional: working days for the 退单 review window
+        "overrides": {"2027-01-01": false, "2027-02-14": true},  # date → working day? (放假/调休 notice)
+        "override_years": [2027],                      # years whose notice is entered in full
+        "close_of_business": "17:30"}
     }
 
 Unit placeholders: ``@street`` and ``@community`` in a rule's unit codes mean "the 街道 / 社区 of the
@@ -93,7 +97,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import cached_property
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -105,6 +109,7 @@ from shapely.validation import explain_validity
 from gridline_geo.crs import CoordinateError, Crs, to_wgs84, validate
 
 from .gazetteer import ENTRY_KINDS, PARITIES, Gazetteer, GazetteerEntry, HouseNumberRange
+from .workdays import DEFAULT_CLOSE, WorkingDays
 
 BUNDLE_FORMAT = "gridline.directory-bundle.v1"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -361,6 +366,7 @@ class Bundle:
     gazetteer_prefixes: tuple[str, ...] = ()
     timezone: str = DEFAULT_TIMEZONE
     version: int | None = None
+    calendar: WorkingDays = field(default_factory=WorkingDays)
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,6 +382,7 @@ class Directory:
     gazetteer: tuple[GazetteerEntry, ...] = ()
     gazetteer_prefixes: tuple[str, ...] = ()
     timezone: str = DEFAULT_TIMEZONE
+    calendar: WorkingDays = field(default_factory=WorkingDays)  # the tenant's 工作日 (退单 review window)
     _grids: Mapping[str, Grid] = field(init=False, repr=False)
     _units: Mapping[str, Unit] = field(init=False, repr=False)
     _categories: Mapping[str, Category] = field(init=False, repr=False)
@@ -801,6 +808,7 @@ def load_bundle(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Bun
     prefixes_raw = gaz_raw.get("strip_prefixes") or []
     prefixes = tuple(str(p) for p in prefixes_raw) if isinstance(prefixes_raw, list) else ()
 
+    calendar = _parse_calendar(raw.get("calendar"), tz_name, out)
     _check_bundle_refs(units, categories, rules, out)
     bundle = Bundle(
         tenant=tenant,
@@ -811,8 +819,57 @@ def load_bundle(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Bun
         gazetteer_prefixes=prefixes,
         timezone=tz_name,
         version=version,
+        calendar=calendar,
     )
     return bundle, out.report()
+
+
+def _parse_calendar(raw: Any, tz_name: str, out: _Collector) -> WorkingDays:
+    tz = tz_name if tz_name in _valid_zones(tz_name) else DEFAULT_TIMEZONE
+    if raw is None:
+        return WorkingDays(tz=tz)
+    if not isinstance(raw, Mapping):
+        out.error("bad_calendar", "calendar 应为对象 {overrides, override_years, close_of_business}")
+        return WorkingDays(tz=tz)
+    overrides: dict[date, bool] = {}
+    raw_overrides = raw.get("overrides") or {}
+    if not isinstance(raw_overrides, Mapping):
+        out.error("bad_calendar", "calendar.overrides 应为 {日期: 是否工作日} 对象")
+        raw_overrides = {}
+    for key, value in raw_overrides.items():
+        try:
+            day = date.fromisoformat(str(key))
+        except ValueError:
+            out.error("bad_calendar", f"calendar.overrides 的日期 {key!r} 应为 YYYY-MM-DD", str(key))
+            continue
+        if not isinstance(value, bool):
+            out.error("bad_calendar", f"calendar.overrides[{key}] 应为 true（工作日）或 false（休息日）", str(key))
+            continue
+        overrides[day] = value
+    years_raw = raw.get("override_years") or []
+    years: set[int] = set()
+    if not isinstance(years_raw, list) or not all(
+        isinstance(y, int) and not isinstance(y, bool) and 2000 <= y <= 2100 for y in years_raw
+    ):
+        out.error("bad_calendar", "calendar.override_years 应为年份列表，如 [2027]")
+    else:
+        years = set(years_raw)
+    close = DEFAULT_CLOSE
+    close_raw = raw.get("close_of_business")
+    if close_raw is not None:
+        try:
+            close = time.fromisoformat(str(close_raw))
+        except ValueError:
+            out.error("bad_calendar", f"calendar.close_of_business {close_raw!r} 应为 HH:MM")
+    return WorkingDays(tz=tz, overrides=overrides, override_years=frozenset(years), close_of_business=close)
+
+
+def _valid_zones(name: str) -> set[str]:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return set()
+    return {name}
 
 
 def _list(raw: Mapping[str, Any], key: str, out: _Collector) -> list[Any]:
@@ -1124,6 +1181,7 @@ def assemble(
         gazetteer=bundle.gazetteer,
         gazetteer_prefixes=bundle.gazetteer_prefixes,
         timezone=bundle.timezone,
+        calendar=bundle.calendar,
     )
     return directory, check_directory(directory)
 

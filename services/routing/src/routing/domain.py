@@ -33,11 +33,18 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from gridline_contracts.intake import TicketReceivedV1
+from gridline_contracts.envelope import EventData
+from gridline_contracts.intake import (
+    TicketDispatchedV1,
+    TicketMergedV1,
+    TicketReceivedV1,
+    TicketUnmergedV1,
+    Transition,
+)
 from gridline_contracts.routing import (
     DispatchAssignedV1,
     DispatchDuplicateFoundV1,
@@ -677,7 +684,7 @@ RETURN_REASONS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ReturnPolicy:
-    review_window: timedelta
+    review_working_days: int = 1  # 审核时限: close of business of the Nth 工作日 after the request
     timeout_approves: bool = True  # 逾期未审核视为同意: the unit is not left holding a disputed ticket
     max_reroutes: int = 3  # approved returns after which 改派 goes to a dispatcher, never automatic
 
@@ -791,3 +798,81 @@ def reroute(
 def _manual_only(ticket_id: uuid.UUID, code: str, text: str, now: datetime) -> Decision:
     event = DispatchNeedsManualV1(ticket_id=ticket_id, reason_code=code, reason=text, decided_at=now)
     return Decision(event, (f"result: 转人工派单 ({code})：{text}",))
+
+
+# -- rebuilding the read model from intake's history --------------------------------------------
+
+# Intake's status after a transition → where the ticket stands for routing.
+ROUTING_STATUS = {
+    "received": "routing",
+    "awaiting_manual": "awaiting_manual",
+    "dispatched": "dispatched",
+    "return_requested": "return_requested",
+    "accepted": "accepted",
+    "extension_requested": "accepted",
+    "replied": "accepted",
+    "pending_callback": "accepted",
+    "merged": "merged",
+    "rejected": "closed",
+    "direct_closed": "closed",
+    "closed": "closed",
+    "archived": "closed",
+}
+
+
+@dataclass(frozen=True)
+class Projected:
+    """Routing's row for a ticket as intake's history alone tells it (``rebuild``)."""
+
+    ticket: TicketToRoute
+    ticket_no: str
+    received_at: datetime
+    updated_at: datetime
+    status: str = "routing"
+    unit_code: str | None = None
+    co_unit_codes: tuple[str, ...] = ()
+    grid_code: str | None = None
+    parent_ticket_id: uuid.UUID | None = None
+    queued_at: datetime | None = None
+
+    @property
+    def decided(self) -> bool:
+        """Something happened after ``ticket.received``: it must not be routed again."""
+        return self.status != "routing"
+
+
+def project(state: Projected | None, event: EventData, *, tenant: str, at: datetime) -> Projected | None:
+    """Fold one of intake's ``ticket.*`` events into the projected row. Pure.
+
+    None while the ticket's ``ticket.received`` has not been seen (it fell out of retention: nothing
+    to rebuild from). A repeated ``ticket.received`` changes nothing.
+    """
+    if isinstance(event, TicketReceivedV1):
+        if state is not None:
+            return state
+        return Projected(
+            TicketToRoute.from_event(event, tenant=tenant), event.ticket_no, event.received_at, event.received_at
+        )
+    if state is None:
+        return None
+    if isinstance(event, TicketDispatchedV1):
+        return replace(
+            state,
+            status="dispatched",
+            unit_code=event.unit_code,
+            co_unit_codes=tuple(event.co_unit_codes),
+            grid_code=event.grid_code,
+            queued_at=None,
+            updated_at=at,
+        )
+    if isinstance(event, Transition):
+        status = ROUTING_STATUS.get(event.to_status, state.status)
+        parent = state.parent_ticket_id
+        if isinstance(event, TicketMergedV1):
+            parent = event.parent_ticket_id
+        elif isinstance(event, TicketUnmergedV1):
+            parent = None
+        queued = (state.queued_at or at) if status == "awaiting_manual" else None
+        unit = None if status in ("routing", "awaiting_manual", "merged") else state.unit_code
+        return replace(state, status=status, parent_ticket_id=parent, queued_at=queued, unit_code=unit, updated_at=at)
+    return state

@@ -50,6 +50,7 @@ from .directory import (
 )
 from .gazetteer import normalise
 from .gridindex import GridIndex
+from .workdays import CalendarGap, WorkingDays
 
 log = logging.getLogger(__name__)
 
@@ -340,19 +341,25 @@ class Routing:
         e: TicketReturnRequestedV1 = env.data
         now = datetime.now(UTC)
         request = domain.ReturnRequest(e.ticket_id, e.unit_code or e.actor, e.reason_code, e.basis, e.at)
+        loaded = await self.cache.get(session, env.tenant)
+        directory = loaded.directory if loaded else None
+        calendar = directory.calendar if directory else WorkingDays()
+        due: datetime | None = None
+        gap: str | None = None
+        try:
+            due = calendar.review_due(e.at, self.returns.review_working_days)
+        except CalendarGap as exc:
+            # Never a guessed deadline: the request waits for a dispatcher, and the gap is loud.
+            gap = exc.message
+            log.error("return request for ticket %s has no review deadline: %s", e.ticket_id, gap)
+            metrics.CALENDAR_GAPS.inc()
         request_id = await store.add_return_request(
-            session,
-            event_id=env.id,
-            tenant=env.tenant,
-            request=request,
-            review_due_at=e.at + self.returns.review_window,
+            session, event_id=env.id, tenant=env.tenant, request=request, review_due_at=due, calendar_error=gap
         )
         if request_id is None:
             return
         ticket = await store.get_ticket(session, e.ticket_id, for_update=True)
         await store.update_ticket(session, e.ticket_id, now, status="return_requested")
-        loaded = await self.cache.get(session, env.tenant)
-        directory = loaded.directory if loaded else None
         metrics.RETURNS.labels(unit_label(directory, request.unit_code), "requested").inc()
         verdict = domain.auto_review(request, ticket, directory, loaded.index if loaded else None, now)
         if verdict is not None:

@@ -17,3 +17,7 @@ DISPATCHER_ACTIONS = Counter(
     "Dispatcher commands applied (dispatch, reassign, merge, unmerge, review).",
     ["action"],
 )
+CALENDAR_GAPS = Counter(
+    "routing_calendar_gaps_total",
+    "退单 review windows that could not be computed: no working-day data for a year (enter calendar overrides).",
+)

@@ -18,7 +18,8 @@ class RoutingSettings(ServiceSettings):
     duplicate_require_same_address: bool = Field(default=False, description="a point match must share the address")
     duplicates_enabled: bool = True
     # 退单审核: a dispatcher decides within the window; after it the timeout rule applies.
-    return_review_window_h: float = Field(default=24.0, gt=0, le=24 * 30)
+    # In 工作日 on the tenant's working calendar (chinese_calendar + the bundle's "calendar" overrides).
+    return_review_working_days: int = Field(default=1, ge=1, le=15)
     return_timeout_approves: bool = True
     max_reroutes: int = Field(default=3, ge=1, le=20, description="approved returns before 改派 needs a person")
     return_timer_interval_s: float = Field(default=5.0, gt=0)

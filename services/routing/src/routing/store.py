@@ -108,7 +108,10 @@ return_request = Table(
     Column("reason_code", Text, nullable=False),
     Column("basis", Text, nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
-    Column("review_due_at", DateTime(timezone=True), nullable=False),
+    # Close of business of the Nth working day; NULL when the tenant's calendar has a gap (then
+    # ``calendar_error`` says why, and only a dispatcher decides: no timeout verdict on a guess).
+    Column("review_due_at", DateTime(timezone=True)),
+    Column("calendar_error", Text),
     Column("status", Text, nullable=False),  # pending | approved | rejected
     Column("reviewer", Text),
     Column("reason", Text),
@@ -327,7 +330,8 @@ async def add_return_request(
     event_id: uuid.UUID,
     tenant: str,
     request: ReturnRequest,
-    review_due_at: datetime,
+    review_due_at: datetime | None,
+    calendar_error: str | None = None,
 ) -> int | None:
     stmt = (
         pg_insert(return_request)
@@ -340,6 +344,7 @@ async def add_return_request(
             basis=request.basis,
             requested_at=request.requested_at,
             review_due_at=review_due_at,
+            calendar_error=calendar_error,
             status="pending",
         )
         .on_conflict_do_nothing(index_elements=["event_id"])
