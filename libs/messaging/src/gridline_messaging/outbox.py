@@ -24,6 +24,7 @@ from gridline_contracts.envelope import Envelope
 from gridline_contracts.topics import topic_for
 
 from . import metrics
+from .outage import is_infrastructure_error
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,11 @@ class Relay:
                 conn = await asyncpg.connect(self.libpq_url)
                 await self._lead(conn)
                 backoff = 0.5
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:
+                # SQLAlchemy wraps driver errors in its own classes: classify by the cause chain,
+                # or a database crash during publish_batch would end the relay for good.
+                if not is_infrastructure_error(exc):
+                    raise
                 metrics.FAILED.labels(self.service, "infrastructure").inc()
                 log.warning("relay lost its database connection: %s; retrying in %.1fs", exc, backoff)
                 await self._sleep(backoff)
