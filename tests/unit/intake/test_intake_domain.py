@@ -72,9 +72,15 @@ def test_dispatch_moves_to_dispatched_and_emits() -> None:
     t2, h, (e,) = domain.apply_dispatch(t, assigned(t.id), NOW)
     assert t2.status is Status.DISPATCHED and t2.unit_code == "330106-CG" and t2.version == t.version + 1
     assert e.unit_code == "330106-CG" and e.sla_policy_key == "standard-5wd" and e.dispatched_at == NOW
-    assert "城管局" in h.note
+    assert "城管局" in h.note and e.previous_unit_code is None
+    # The same decision again (routing never reassigns to the same unit) changes nothing.
     with pytest.raises(TransitionRefused) as info:
         domain.apply_dispatch(t2, assigned(t.id), NOW)
+    assert info.value.code == "already_dispatched"
+    # Once signed, routing cannot move it.
+    t3 = domain.sign(t2, domain.Actor(role="unit", id="u", unit_code="330106-CG"), NOW).ticket
+    with pytest.raises(TransitionRefused) as info:
+        domain.apply_dispatch(t3, assigned(t.id), NOW)
     assert info.value.code == "not_dispatchable"
 
 

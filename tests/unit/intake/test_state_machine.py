@@ -6,7 +6,8 @@ import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,6 +20,7 @@ from gridline_contracts.routing import (
 )
 from intake import domain
 from intake.domain import Actor, ActorRefused, Decision, Rules, Status, Ticket, TransitionRefused
+from intake.workdays import WorkingDays
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 RULES = Rules()
@@ -147,17 +149,85 @@ def test_role_is_checked_before_state() -> None:
 # ---- time windows and limits --------------------------------------------------------------
 
 
-def test_return_window() -> None:
-    t = ticket_in(Status.DISPATCHED)
-    late = t.dispatched_at + RULES.return_window + timedelta(seconds=1)  # type: ignore[operator]
+CST = ZoneInfo("Asia/Shanghai")
+
+
+def cst(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=CST)
+
+
+def ask_return(t: Ticket, now: datetime, rules: Rules = RULES) -> Decision:
+    return domain.request_return(t, actor("unit"), "not_our_duty", "三定方案无此职责", now, rules)
+
+
+@pytest.mark.parametrize(
+    ("dispatched", "still_open", "closed_at"),
+    [
+        # Friday afternoon: Mon and Tue are the two working days (calendar hours would close on Sunday).
+        (cst(2026, 11, 20, 16), cst(2026, 11, 24, 23, 59), cst(2026, 11, 25)),
+        # Eve of National Day: Oct 1–7 are holidays; Thu 8 and Fri 9 count.
+        (cst(2026, 9, 30, 10), cst(2026, 10, 9, 18), cst(2026, 10, 10)),
+        # Saturday Oct 10 is a 补班 working day: day 2 of a dispatch on Thu Oct 8.
+        (cst(2026, 10, 8, 9), cst(2026, 10, 10, 12), cst(2026, 10, 11)),
+    ],
+)
+def test_return_window_is_two_working_days(dispatched: datetime, still_open: datetime, closed_at: datetime) -> None:
+    t = ticket_in(Status.DISPATCHED, dispatched_at=dispatched)
+    assert ask_return(t, still_open).ticket.status is Status.RETURN_REQUESTED
     with pytest.raises(TransitionRefused) as info:
-        domain.request_return(t, actor("unit"), "not_our_duty", "三定方案无此职责", late, RULES)
+        ask_return(t, closed_at + timedelta(seconds=1))
     assert info.value.code == "return_window_closed"
-    edge = t.dispatched_at + RULES.return_window  # type: ignore[operator]
-    assert (
-        domain.request_return(t, actor("unit"), "not_our_duty", "三定方案无此职责", edge, RULES).ticket.status
-        is Status.RETURN_REQUESTED
-    )
+    assert datetime.fromisoformat(info.value.details["window_closed_at"]) == closed_at
+
+
+def test_return_window_follows_the_tenants_overrides() -> None:
+    t = ticket_in(Status.DISPATCHED, dispatched_at=cst(2026, 11, 20, 16))
+    local_holiday = Rules(calendars={"330106": WorkingDays({date(2026, 11, 23): False})})
+    assert ask_return(t, cst(2026, 11, 25, 10), local_holiday).ticket.status is Status.RETURN_REQUESTED
+    with pytest.raises(TransitionRefused, match="return_window_closed"):
+        ask_return(t, cst(2026, 11, 25, 10))  # the same moment without the override: closed
+    other_tenant = Rules(calendars={"330108": WorkingDays({date(2026, 11, 23): False})})
+    with pytest.raises(TransitionRefused, match="return_window_closed"):
+        ask_return(t, cst(2026, 11, 25, 10), other_tenant)
+
+
+def test_a_year_without_calendar_data_is_a_clear_error_not_a_guess() -> None:
+    t = ticket_in(Status.DISPATCHED, dispatched_at=cst(2026, 12, 30, 10))
+    # Still open on Dec 31: nothing about 2027 needs to be known yet.
+    assert ask_return(t, cst(2026, 12, 31, 10)).ticket.status is Status.RETURN_REQUESTED
+    with pytest.raises(TransitionRefused) as info:
+        ask_return(t, cst(2027, 1, 5, 10))
+    assert info.value.code == "calendar_gap" and info.value.status == 503
+    assert info.value.details == {"day": "2027-01-01"} and "2027" in info.value.message
+    # Once the year's notice is entered (New Year's Day off, the rest Mon–Fri), the answer is exact.
+    notice = Rules(calendars={"330106": WorkingDays({date(2027, 1, 1): False}, complete_years={2027})})
+    with pytest.raises(TransitionRefused) as closed:
+        ask_return(t, cst(2027, 1, 5, 10), notice)
+    assert closed.value.code == "return_window_closed"
+    assert datetime.fromisoformat(closed.value.details["window_closed_at"]) == cst(2027, 1, 5)
+
+
+def test_extension_must_come_one_working_day_before_the_deadline() -> None:
+    u = actor("unit")
+    t = ticket_in(Status.ACCEPTED, due_at=cst(2026, 11, 27, 17, 30))  # a Friday
+    ok = domain.request_extension(t, u, 3, "需协调多部门现场处置", cst(2026, 11, 26, 23, 0), RULES)
+    assert ok.ticket.status is Status.EXTENSION_REQUESTED
+    with pytest.raises(TransitionRefused) as info:
+        domain.request_extension(t, u, 3, "需协调多部门现场处置", cst(2026, 11, 27, 9), RULES)
+    assert info.value.code == "extension_window_closed"
+    assert datetime.fromisoformat(info.value.details["window_closed_at"]) == cst(2026, 11, 27)
+    # Over National Day: a deadline on Thu Oct 8 must be extended by the end of Wed Sep 30.
+    holiday = ticket_in(Status.ACCEPTED, due_at=cst(2026, 10, 8, 17, 30))
+    with pytest.raises(TransitionRefused, match="extension_window_closed"):
+        domain.request_extension(holiday, u, 3, "需协调多部门现场处置", cst(2026, 10, 3, 10), RULES)
+    # Lead 0: up to the deadline itself.
+    up_to_deadline = Rules(extension_lead_working_days=0)
+    assert domain.request_extension(t, u, 3, "需协调多部门现场处置", cst(2026, 11, 27, 9), up_to_deadline).ticket
+    # A deadline in a year nobody has data for, with a lead to count: 503 calendar_gap.
+    gap = ticket_in(Status.ACCEPTED, due_at=cst(2027, 1, 6, 17, 30))
+    with pytest.raises(TransitionRefused) as info:
+        domain.request_extension(gap, u, 3, "需协调多部门现场处置", cst(2026, 12, 28, 10), RULES)
+    assert info.value.code == "calendar_gap"
 
 
 @pytest.mark.parametrize(
@@ -330,11 +400,48 @@ def test_merge_and_unmerge_in_every_state(status: Status) -> None:
 @pytest.mark.parametrize("status", list(Status))
 def test_dispatch_in_every_state(status: Status) -> None:
     t = ticket_in(status)
+    other = "330106-XHJD"
     if status in domain.TRANSITIONS["dispatch"][0]:
-        assert domain.apply_dispatch(t, assigned(t.id), NOW)[0].status is Status.DISPATCHED
+        assert domain.apply_dispatch(t, assigned(t.id, other), NOW)[0].status is Status.DISPATCHED
     else:
         with pytest.raises(TransitionRefused, match="not_dispatchable"):
-            domain.apply_dispatch(t, assigned(t.id), NOW)
+            domain.apply_dispatch(t, assigned(t.id, other), NOW)
+
+
+def test_reassignment_before_signing_moves_the_ticket_and_restarts_the_dispatch() -> None:
+    t = ticket_in(Status.DISPATCHED, sla_colour="yellow", dispatched_at=NOW - timedelta(hours=30))
+    later = NOW + timedelta(minutes=5)
+    new, entry, events = domain.apply_dispatch(t, assigned(t.id, "330106-XHJD"), later)
+    assert (new.status, new.unit_code, new.dispatched_at, new.sla_colour) == (
+        Status.DISPATCHED,
+        "330106-XHJD",
+        later,
+        "green",
+    )
+    assert new.version == t.version + 1
+    assert (entry.action, entry.from_status, entry.to_status) == ("dispatch", Status.DISPATCHED, Status.DISPATCHED)
+    assert "改派至" in entry.note and f"原承办单位 {UNIT} 未签收" in entry.note
+    [event] = events
+    assert event.unit_code == "330106-XHJD" and event.dispatched_at == later
+    assert event.previous_unit_code == UNIT
+    # The first unit lost it: it can neither sign nor return it; the new unit signs it.
+    with pytest.raises(ActorRefused, match="not_your_ticket"):
+        domain.sign(new, actor("unit"), later)
+    with pytest.raises(ActorRefused, match="not_your_ticket"):
+        domain.request_return(new, actor("unit"), "not_our_duty", "三定方案无此职责", later, RULES)
+    assert domain.sign(new, actor("unit", "330106-XHJD"), later).ticket.status is Status.ACCEPTED
+
+
+def test_a_repeated_dispatch_to_the_same_unit_changes_nothing() -> None:
+    t = ticket_in(Status.DISPATCHED)
+    with pytest.raises(TransitionRefused, match="already_dispatched"):
+        domain.apply_dispatch(t, assigned(t.id, UNIT), NOW)
+
+
+def test_a_signed_ticket_is_not_reassigned_by_routing() -> None:
+    t = domain.sign(ticket_in(Status.DISPATCHED), actor("unit"), NOW).ticket
+    with pytest.raises(TransitionRefused, match="not_dispatchable"):
+        domain.apply_dispatch(t, assigned(t.id, "330106-XHJD"), NOW)
 
 
 def test_a_full_life_is_one_event_and_one_history_line_per_step() -> None:
@@ -385,3 +492,31 @@ def test_clock_facts_do_not_move_status() -> None:
     red = domain.apply_clock(t, colour="red")
     assert red.status is Status.ACCEPTED and red.sla_colour == "red"
     assert domain.apply_clock(t) is t
+
+
+def test_the_citizen_result_travels_on_reply_review_and_close() -> None:
+    """What notify needs for the reply/result SMS (or the push back to a 12345 platform)."""
+    t = ticket_in(Status.ACCEPTED, channel="hotline", source="hz12345", external_id="HZ-1")
+    t = domain.reply(t, actor("unit"), "已清运垃圾并设置提示牌", 0, NOW).ticket
+    assert t.last_reply == "已清运垃圾并设置提示牌"
+    rejected = domain.review_reply(t, actor("platform"), False, "未附照片", NOW).events[0]
+    assert rejected.reply is None and rejected.reporter is None  # type: ignore[attr-defined]
+    approved = domain.review_reply(t, actor("platform"), True, "", NOW)
+    e = approved.events[0]
+    assert e.reply == "已清运垃圾并设置提示牌" and e.channel == "hotline"  # type: ignore[attr-defined]
+    assert e.reporter.contact_token == "tok"  # type: ignore[attr-defined]
+    assert (e.origin.integration, e.origin.external_id) == ("hz12345", "HZ-1")  # type: ignore[attr-defined]
+    closed = domain.record_callback(approved.ticket, actor("platform"), "satisfied", True, NOW).events[-1]
+    assert closed.reply == "已清运垃圾并设置提示牌" and closed.reporter.contact_token == "tok"  # type: ignore[attr-defined]
+
+
+def test_a_whistleblowers_result_carries_only_the_sealed_token() -> None:
+    t = ticket_in(Status.PENDING_CALLBACK, demand_type="report", last_reply="已查处")
+    e = domain.close(t, actor("platform"), "联系不上", NOW).events[0]
+    assert e.reporter.contact_token == "tok" and e.reporter.masked_phone is None  # type: ignore[attr-defined]
+    assert e.reply == "已查处" and e.origin is None  # type: ignore[attr-defined]
+
+
+def test_direct_close_tells_the_citizen_the_answer() -> None:
+    e = domain.direct_close(ticket_in(Status.RECEIVED), actor("hotline"), "已告知办理流程", NOW).events[0]
+    assert e.reply == "已告知办理流程" and e.channel == "citizen"  # type: ignore[attr-defined]

@@ -100,6 +100,8 @@ class TicketDispatchedV1(EventData):
     dispatched_at: datetime
     platform_due_at: datetime | None = None
     reporter: ReporterRef
+    # 改派: the unit it was with before (it had not signed); None for a first dispatch.
+    previous_unit_code: str | None = None
 
 
 # The lifecycle of domain §1.3. Every transition intake applies is one of the events below; each
@@ -197,12 +199,21 @@ class TicketRepliedV1(Transition):
 
 
 class TicketReplyReviewedV1(Transition):
-    """Reply review: approved → 待回访; rejected → back to the unit (退回重办)."""
+    """Reply review: approved → 待回访; rejected → back to the unit (退回重办).
+
+    When approved, the fields below are what notify needs to send the citizen the 办理结果 by SMS
+    (``reporter.contact_token`` opens with the transit key only; none for anonymous reports) or, for
+    an order a platform pushed (``origin``), to push the result back to it. All absent when rejected.
+    """
 
     TYPE = "ticket.reply_reviewed"
     VERSION = 1
     approved: bool
     reviewer: str
+    reply: str | None = None  # the approved 办理结果, as the citizen is told it
+    channel: Channel | None = None
+    reporter: ReporterRef | None = None
+    origin: OrderOrigin | None = None
 
 
 class TicketCallbackRecordedV1(Transition):
@@ -224,12 +235,20 @@ class TicketReopenedV1(Transition):
 
 
 class TicketClosedV1(Transition):
-    """办结: every clock of the ticket ends."""
+    """办结: every clock of the ticket ends.
+
+    ``reply`` (the last approved 办理结果, or the 直办 answer), ``channel``, ``reporter`` and ``origin``
+    are what notify needs for the citizen's result SMS or the platform push-back; absent in older events.
+    """
 
     TYPE = "ticket.closed"
     VERSION = 1
     satisfaction: Satisfaction | None = None
     resolved: bool | None = None
+    reply: str | None = None
+    channel: Channel | None = None
+    reporter: ReporterRef | None = None
+    origin: OrderOrigin | None = None
 
 
 class TicketArchivedV1(Transition):

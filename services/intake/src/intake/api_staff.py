@@ -569,6 +569,11 @@ def build_staff_router() -> APIRouter:
             row = next((r for r in await store.attachments(s, t.id) if r.id == attachment_id), None)
         if row is None:
             raise ApiError(404, "attachment_not_found", "附件不存在")
+        if row.state != "stored" or row.storage_key is None:
+            # A 12345 attachment URL not fetched yet (pending) or given up on (failed, with a reason).
+            raise ApiError(
+                409, "attachment_not_stored", "附件尚未下载或下载失败", {"state": row.state, "reason": row.last_error}
+            )
         data = await deps.storage.get(row.storage_key)
         return Response(data, media_type=row.content_type, headers={"X-Content-Type-Options": "nosniff"})
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from gridline_contracts.envelope import EventData
@@ -61,6 +62,8 @@ from gridline_contracts.routing import (
     DispatchReturnReviewedV1,
     DispatchUnmergedV1,
 )
+
+from .workdays import CalendarGapError, WorkingDays
 
 
 class Status(StrEnum):
@@ -113,6 +116,21 @@ class TransitionRefused(Exception):
         self.details = dict(details or {})
 
 
+class CalendarGap(TransitionRefused):
+    """A window needs a date nobody has working-day data for: an operator must enter that year's
+    holiday notice (``CALENDAR_OVERRIDES``); answered 503, never guessed."""
+
+    status = 503
+
+    def __init__(self, exc: CalendarGapError) -> None:
+        super().__init__(
+            "calendar_gap",
+            f"缺少 {exc.day.year} 年工作日历数据（{exc.day.isoformat()}），无法计算时限，"
+            "请联系平台管理员录入节假日安排",
+            {"day": exc.day.isoformat()},
+        )
+
+
 class ActorRefused(TransitionRefused):
     """The actor may not issue this command at all, or not on this ticket (403)."""
 
@@ -133,18 +151,25 @@ ROUTING = Actor(role="system", id="routing")
 
 @dataclass(frozen=True)
 class Rules:
-    """A tenant's time windows and limits (domain §1.5). Defaults follow the Shandong rules (S8, S9).
+    """Time windows and limits (domain §1.5). Defaults follow the Shandong rules (S8, S9).
 
-    Windows here are calendar time: the working-day calendar belongs to escalation, and these guards
-    only need to be no stricter than the working-day rule (2 wd ≥ 48 h).
+    The request windows are in working days on the tenant's calendar (:mod:`intake.workdays`):
+    退单 within ``return_window_working_days`` of dispatch; 延期 no later than
+    ``extension_lead_working_days`` before the deadline's day (0: up to the deadline itself).
+    The evaluation and reopen windows after 办结 are calendar days (they are not handling limits).
     """
 
-    return_window: timedelta = timedelta(hours=48)
+    return_window_working_days: int = 2
+    extension_lead_working_days: int = 1
+    calendars: Mapping[str, WorkingDays] = field(default_factory=lambda: MappingProxyType({}))
     max_extension_days: int = 10
     max_extensions: int = 2
     max_redo: int = 2
     evaluation_window: timedelta = timedelta(days=7)  # closed → archivable after this
     reopen_window: timedelta = timedelta(days=30)  # closed → may be reopened within this
+
+    def calendar(self, tenant: str) -> WorkingDays:
+        return self.calendars.get(tenant) or WorkingDays()
 
 
 @dataclass(frozen=True)
@@ -213,6 +238,8 @@ class Ticket:
     closed_at: datetime | None = None
     merge_parent_id: uuid.UUID | None = None
     source: str | None = None  # the integration that pushed it, if any
+    external_id: str | None = None  # that integration's own order id
+    last_reply: str | None = None  # the unit's latest 办理结果 (approved or under review)
 
 
 @dataclass(frozen=True)
@@ -250,7 +277,11 @@ TRANSITIONS: Mapping[str, tuple[frozenset[Status], frozenset[str]]] = {
     "reject": (frozenset({Status.RECEIVED, Status.AWAITING_MANUAL}), frozenset({"platform", "hotline", "dispatcher"})),
     "direct_close": (frozenset({Status.RECEIVED, Status.AWAITING_MANUAL}), frozenset({"platform", "hotline"})),
     # Driven by routing's events (actor = system/routing).
-    "dispatch": (frozenset({Status.RECEIVED, Status.AWAITING_MANUAL, Status.RETURN_REQUESTED}), frozenset({"system"})),
+    # From DISPATCHED it is routing's 改派 before 签收; from RETURN_REQUESTED, 改派 after a return.
+    "dispatch": (
+        frozenset({Status.RECEIVED, Status.AWAITING_MANUAL, Status.DISPATCHED, Status.RETURN_REQUESTED}),
+        frozenset({"system"}),
+    ),
     "needs_manual": (frozenset({Status.RECEIVED}), frozenset({"system"})),
     "merge": (frozenset({Status.RECEIVED, Status.AWAITING_MANUAL}), frozenset({"system"})),
     "unmerge": (frozenset({Status.MERGED}), frozenset({"system"})),
@@ -338,6 +369,20 @@ def _decide(ticket: Ticket, *steps: tuple[Ticket, Transition]) -> Decision:
     return Decision(final, events, tuple(history_of(e) for e in events))
 
 
+def _citizen_facts(ticket: Ticket) -> dict[str, Any]:
+    """What notify needs to tell the citizen a result (SMS) or push it back to the source platform."""
+    origin = (
+        OrderOrigin(integration=ticket.source, external_id=ticket.external_id)
+        if ticket.source and ticket.external_id
+        else None
+    )
+    return {
+        "channel": ticket.channel,
+        "reporter": unit_view_of_reporter(ticket.reporter, ticket.demand_type),
+        "origin": origin,
+    }
+
+
 def unit_view_of_reporter(reporter: ReporterRef, demand_type: DemandType | None) -> ReporterRef:
     """What travels to routing and units: nothing at all for confidential callers and every 举报."""
     if reporter.confidential or demand_type == "report":
@@ -376,6 +421,7 @@ def receive(
         reporter=report.reporter,
         platform_due_at=report.platform_due_at,
         source=report.origin.integration if report.origin else None,
+        external_id=report.origin.external_id if report.origin else None,
     )
     event = TicketReceivedV1(
         ticket_id=ticket.id,
@@ -466,7 +512,9 @@ def direct_close(ticket: Ticket, actor: Actor, answer: str, now: datetime) -> De
             actor,
             now,
             note=f"直办：{answer}",
-            changes={"closed_at": now},
+            changes={"closed_at": now, "last_reply": answer},
+            reply=answer,
+            **_citizen_facts(ticket),
         ),
     )
 
@@ -478,9 +526,15 @@ def direct_close(ticket: Ticket, actor: Actor, answer: str, now: datetime) -> De
 def apply_dispatch(
     ticket: Ticket, decision: DispatchAssignedV1, now: datetime
 ) -> tuple[Ticket, HistoryEntry, list[TicketDispatchedV1]]:
-    """派单 or 改派. From ``return_requested`` it is routing's 改派 after it approved the return."""
+    """派单 or 改派. From ``dispatched`` it is routing's 改派 before the unit signed (a dispatcher moved
+    it); from ``return_requested``, 改派 after routing approved the return. Once signed, only a
+    return can move a ticket to another unit.
+    """
     if ticket.status not in TRANSITIONS["dispatch"][0]:
         raise TransitionRefused("not_dispatchable", f"工单状态为{ticket.status}，不能派单")
+    if ticket.status is Status.DISPATCHED and decision.unit_code == ticket.unit_code:
+        # Routing never reassigns to the same unit; this is a repeated decision (new event id), not news.
+        raise TransitionRefused("already_dispatched", f"工单已派至 {ticket.unit_code}，无需重复派单")
     new = replace(
         ticket,
         status=Status.DISPATCHED,
@@ -507,9 +561,12 @@ def apply_dispatch(
         dispatched_at=now,
         platform_due_at=ticket.platform_due_at,
         reporter=unit_view_of_reporter(ticket.reporter, ticket.demand_type),
+        previous_unit_code=ticket.unit_code,
     )
     verb = "改派至" if ticket.unit_code else "派至"
     note = f"{verb} {decision.unit_name}（{decision.unit_code}），依据规则 {decision.rule_id}"
+    if ticket.status is Status.DISPATCHED:
+        note += f"；原承办单位 {ticket.unit_code} 未签收"
     return new, HistoryEntry("dispatch", ticket.status, Status.DISPATCHED, "routing", note), [event]
 
 
@@ -624,10 +681,16 @@ def request_return(ticket: Ticket, actor: Actor, reason_code: str, basis: str, n
     if ticket.return_refused:
         raise TransitionRefused("return_already_refused", "本单位的退单申请已被驳回，须办理该工单")
     assert ticket.dispatched_at is not None
-    closes = ticket.dispatched_at + rules.return_window
-    if now > closes:
+    cal = rules.calendar(ticket.tenant)
+    try:
+        closed_on = cal.window_closed(ticket.dispatched_at, rules.return_window_working_days, now)
+    except CalendarGapError as exc:
+        raise CalendarGap(exc) from exc
+    if closed_on is not None:
         raise TransitionRefused(
-            "return_window_closed", "已超过退单时限，不能退单", {"window_closed_at": closes.isoformat()}
+            "return_window_closed",
+            f"已超过退单时限（派单后 {rules.return_window_working_days} 个工作日），不能退单",
+            {"window_closed_at": cal.end_of(closed_on).isoformat()},
         )
     return _decide(
         ticket,
@@ -662,6 +725,18 @@ def request_extension(
     deadline = ticket.due_at or ticket.platform_due_at
     if deadline is not None and now >= deadline:
         raise TransitionRefused("deadline_passed", "已超过办理时限，不能申请延期", {"due_at": deadline.isoformat()})
+    if deadline is not None and rules.extension_lead_working_days > 0:
+        cal = rules.calendar(ticket.tenant)
+        try:
+            last_day = cal.nth_workday_before(cal.local_date(deadline), rules.extension_lead_working_days)
+        except CalendarGapError as exc:
+            raise CalendarGap(exc) from exc
+        if now >= cal.end_of(last_day):
+            raise TransitionRefused(
+                "extension_window_closed",
+                f"延期须在办理时限届满前 {rules.extension_lead_working_days} 个工作日提出",
+                {"due_at": deadline.isoformat(), "window_closed_at": cal.end_of(last_day).isoformat()},
+            )
     return _decide(
         ticket,
         _transition(
@@ -692,6 +767,7 @@ def reply(ticket: Ticket, actor: Actor, text: str, photo_count: int, now: dateti
             actor,
             now,
             note=f"办理结果：{text}",
+            changes={"last_reply": text},
             reply=text,
             photo_count=photo_count,
         ),
@@ -749,6 +825,7 @@ def review_reply(ticket: Ticket, actor: Actor, approved: bool, comment: str, now
             changes={"last_satisfaction": None, "last_resolved": None},
             approved=approved,
             reviewer=actor.id,
+            **({"reply": ticket.last_reply, **_citizen_facts(ticket)} if approved else {}),
         ),
     )
 
@@ -789,6 +866,8 @@ def record_callback(
         changes={"closed_at": now},
         satisfaction=satisfaction,
         resolved=resolved,
+        reply=ticket.last_reply,
+        **_citizen_facts(ticket),
     )
     return _decide(ticket, step, closed)
 
@@ -836,6 +915,8 @@ def close(ticket: Ticket, actor: Actor, reason: str, now: datetime) -> Decision:
             changes={"closed_at": now},
             satisfaction=ticket.last_satisfaction,
             resolved=ticket.last_resolved,
+            reply=ticket.last_reply,
+            **_citizen_facts(ticket),
         ),
     )
 

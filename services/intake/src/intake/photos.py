@@ -80,7 +80,16 @@ async def save_photos(
 
 
 def describe(rows: list[Any]) -> list[dict[str, Any]]:
+    # A fetched 12345 attachment's source URL is not shown: platforms put access tokens in them.
     return [
-        {"id": str(r.id), "purpose": r.purpose, "content_type": r.content_type, "size": r.size, "sha256": r.sha256}
+        {
+            "id": str(r.id),
+            "purpose": r.purpose,
+            "content_type": r.content_type,
+            "size": r.size,
+            "sha256": r.sha256,
+            "state": r.state,
+            "error": r.last_error,
+        }
         for r in rows
     ]

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -9,6 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 from gridline_boot.settings import ServiceSettings
 
 from .domain import Rules
+from .workdays import parse_overrides
 
 
 class IntakeSettings(ServiceSettings):
@@ -40,8 +43,13 @@ class IntakeSettings(ServiceSettings):
     # Open311 services: the tenant's category catalogue (JSON list of service_code, service_name,
     # group, keywords, description); unset: the packaged demo catalogue.
     open311_catalogue: Path | None = None
-    # Lifecycle windows (domain §1.5); calendar time, see domain.Rules.
-    return_window_hours: int = Field(default=48, ge=1)
+    # Lifecycle windows (domain §1.5), see domain.Rules: request windows in working days.
+    return_window_working_days: int = Field(default=2, ge=1, le=30)
+    extension_lead_working_days: int = Field(default=1, ge=0, le=10)
+    # Per-tenant working-day overrides, the same entries as in escalation's calendar (a year
+    # chinese_calendar does not cover yet, local holidays): JSON
+    # {"330106": {"days": {"2027-01-01": false, "2027-02-07": true}, "complete_years": [2027]}}.
+    calendar_overrides: str = "{}"
     max_extension_days: int = Field(default=10, ge=1)
     max_extensions: int = Field(default=2, ge=0)
     max_redo: int = Field(default=2, ge=0)
@@ -57,6 +65,17 @@ class IntakeSettings(ServiceSettings):
         return self
 
     @model_validator(mode="after")
+    def _calendar_overrides_parse(self) -> IntakeSettings:
+        try:
+            raw = json.loads(self.calendar_overrides or "{}")
+            if not isinstance(raw, dict):
+                raise ValueError("an object keyed by tenant")
+            parse_overrides(raw)
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            raise ValueError(f"CALENDAR_OVERRIDES: {exc}") from exc
+        return self
+
+    @model_validator(mode="after")
     def _s3_needs_bucket(self) -> IntakeSettings:
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ValueError("STORAGE_BACKEND=s3 needs S3_BUCKET")
@@ -69,7 +88,9 @@ class IntakeSettings(ServiceSettings):
     @property
     def rules(self) -> Rules:
         return Rules(
-            return_window=timedelta(hours=self.return_window_hours),
+            return_window_working_days=self.return_window_working_days,
+            extension_lead_working_days=self.extension_lead_working_days,
+            calendars=MappingProxyType(parse_overrides(json.loads(self.calendar_overrides or "{}"))),
             max_extension_days=self.max_extension_days,
             max_extensions=self.max_extensions,
             max_redo=self.max_redo,

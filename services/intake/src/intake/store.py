@@ -81,6 +81,7 @@ ticket = Table(
     Column("external_id", Text),
     Column("source_hash", Text),  # hash of the last accepted push, to tell a repeat from a change
     Column("site", JSONB),  # InspectionSite of a campaign finding
+    Column("last_reply", Text),  # the unit's latest 办理结果: what the citizen is told once approved
 )
 Index("ix_ticket_tenant_status", ticket.c.tenant, ticket.c.status)
 # The worklist: one unit's tickets, newest first, with a stable keyset cursor (received_at, id).
@@ -182,12 +183,28 @@ attachment = Table(
     Column("tenant", Text, nullable=False),
     Column("ticket_id", Uuid, index=True),
     Column("purpose", Text, nullable=False),  # report | reply
-    Column("storage_key", Text, nullable=False),
-    Column("content_type", Text, nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("sha256", Text, nullable=False),
+    # Null until the bytes are stored (a 12345 attachment URL still to be fetched, or that failed).
+    Column("storage_key", Text),
+    Column("content_type", Text),
+    Column("size", Integer),
+    Column("sha256", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # 12345 attachment URLs are fetched after the order is saved (attachments.py): pending → stored,
+    # or failed with a reason once retrying cannot help.
+    Column("source_url", Text),
+    Column("state", Text, nullable=False, server_default="stored"),  # pending | stored | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", Text),
 )
+Index(
+    "ux_attachment_source_url",
+    attachment.c.ticket_id,
+    attachment.c.source_url,
+    unique=True,
+    postgresql_where=attachment.c.source_url.isnot(None),
+)
+Index("ix_attachment_due", attachment.c.next_attempt_at, postgresql_where=attachment.c.state == "pending")
 
 outbox = make_outbox_table(metadata)
 inbox = make_inbox_table(metadata)
@@ -268,6 +285,7 @@ LIFECYCLE_FIELDS = (
     "last_resolved",
     "closed_at",
     "merge_parent_id",
+    "last_reply",
 )
 
 
@@ -375,6 +393,8 @@ def _row_to_ticket(r: Any) -> Ticket:
         closed_at=r.closed_at,
         merge_parent_id=r.merge_parent_id,
         source=r.source,
+        external_id=r.external_id,
+        last_reply=r.last_reply,
     )
 
 
