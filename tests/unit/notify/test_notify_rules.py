@@ -85,3 +85,41 @@ def test_default_wecom_texts_use_only_variables_their_templates_provide() -> Non
     for name, text in rules.DEFAULT_WECOM_TEXT.items():
         used = set(re.findall(r"\{([a-z_]+)\}", text))
         assert used <= set(domain.TEMPLATE_VARIABLES[name]), name
+
+
+# --- Tencent's per-variable length (reference §2.3: ≤12 characters for individual-verified accounts) ---
+
+
+def test_tencent_template_check_enforces_the_per_variable_limit_when_configured() -> None:
+    text = "工单{1}将于{2}到期，请尽快办理。"
+    assert domain.check_template("sla_warning", "tencent", text, ["order", "due"]) == []
+    problems = domain.check_template("sla_warning", "tencent", text, ["order", "due"], tencent_variable_max_chars=12)
+    assert [p.code for p in problems] == ["variable_too_long"]
+    assert "order" in problems[0].message and "due" not in problems[0].message  # 11 ≤ 12
+    # Aliyun has no such limit in the reference: unaffected.
+    aliyun = domain.check_template("sla_warning", "aliyun", "工单${order}将于${due}到期", ["order", "due"])
+    assert aliyun == []
+
+
+async def test_tencent_client_refuses_values_over_the_limit_without_calling_tencent() -> None:
+    import httpx
+
+    from notify.providers import SmsMessage, TencentSmsClient
+
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(500)
+
+    client = TencentSmsClient(
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        secret_id="id",
+        secret_key="key",
+        sdk_app_id="1400006666",
+        max_param_chars=12,
+    )
+    msg = SmsMessage("13800138000", "某市12345", "1110", {"1": "330106-20261122-000123", "2": "11月22日18:00"}, "o1")
+    result = await client.send(msg)
+    assert (result.outcome, result.code, result.failover) == ("rejected", "param_too_long", True)
+    assert calls == []

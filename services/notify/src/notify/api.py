@@ -155,11 +155,14 @@ def build_router() -> APIRouter:
         ]
 
     @router.put("/templates/{provider}/{name}", response_model=TemplateOut)
-    async def put_template(tenant: str, provider: str, name: str, body: TemplateIn, sessions: Sessions) -> Any:
+    async def put_template(
+        tenant: str, provider: str, name: str, body: TemplateIn, sessions: Sessions, request: Request
+    ) -> Any:
         """Save a tenant's template after checking it against the provider's rules (length, keywords, variables)."""
         if provider not in ("aliyun", "tencent"):
             raise ApiError(422, "invalid_provider", "服务商应为 aliyun 或 tencent")
-        problems = domain.check_template(name, provider, body.text, body.variables)
+        limit = getattr(request.app.state, "tencent_variable_max_chars", None)
+        problems = domain.check_template(name, provider, body.text, body.variables, tencent_variable_max_chars=limit)
         if problems:
             raise ApiError(
                 422, problems[0].code, problems[0].message, [{"code": p.code, "message": p.message} for p in problems]

@@ -31,11 +31,25 @@ from .settings import NotifySettings, TemplateRef
 
 
 def make_provider(
-    kind: str, http: httpx.AsyncClient, *, key_id: str, secret: str, base_url: str, sdk_app_id: str, timeout_s: float
+    kind: str,
+    http: httpx.AsyncClient,
+    *,
+    key_id: str,
+    secret: str,
+    base_url: str,
+    sdk_app_id: str,
+    timeout_s: float,
+    tencent_max_param_chars: int | None = None,
 ) -> SmsProvider:
     if kind == "tencent":
         return TencentSmsClient(
-            http, secret_id=key_id, secret_key=secret, sdk_app_id=sdk_app_id, base_url=base_url, timeout_s=timeout_s
+            http,
+            secret_id=key_id,
+            secret_key=secret,
+            sdk_app_id=sdk_app_id,
+            base_url=base_url,
+            timeout_s=timeout_s,
+            max_param_chars=tencent_max_param_chars,
         )
     return AliyunSmsClient(http, access_key_id=key_id, access_key_secret=secret, base_url=base_url, timeout_s=timeout_s)
 
@@ -50,6 +64,7 @@ def make_routes(settings: NotifySettings, http: httpx.AsyncClient) -> list[Route
         base_url=settings.sms_provider_base_url,
         sdk_app_id=settings.sms_sdk_app_id,
         timeout_s=settings.sms_timeout_s,
+        tencent_max_param_chars=settings.tencent_sms_variable_max_chars,
     )
     routes = [
         Route(primary, settings.sms_sign_name, {k: TemplateRef(code=v) for k, v in settings.sms_templates.items()})
@@ -64,6 +79,7 @@ def make_routes(settings: NotifySettings, http: httpx.AsyncClient) -> list[Route
             base_url=f.base_url,
             sdk_app_id=f.sdk_app_id,
             timeout_s=settings.sms_timeout_s,
+            tencent_max_param_chars=settings.tencent_sms_variable_max_chars,
         )
         routes.append(Route(client, f.sign_name, dict(f.templates)))
     if len({r.name for r in routes}) != len(routes):
@@ -192,6 +208,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
     install_observability(app, lambda: app.state.runtime.checks())
 
     app.state.pii = pii
+    app.state.tencent_variable_max_chars = settings.tencent_sms_variable_max_chars
     if "api" in settings.roles:
         app.include_router(build_router())
         token = settings.receipt_token.get_secret_value() if settings.receipt_token else None

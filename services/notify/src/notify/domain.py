@@ -400,8 +400,19 @@ class TemplateProblem:
     message: str  # Chinese, for the admin
 
 
-def check_template(name: str, provider: str, text: str, variables: Sequence[str]) -> list[TemplateProblem]:
-    """Problems that would make the provider refuse the template or our sends with it; [] = fine."""
+# The longest value each variable can take: ticket numbers are <tenant 6>-<yyyymmdd>-<seq 6>, deadlines
+# "%m月%d日%H:%M", actions the longest ACTION_LABEL.
+VARIABLE_MAX_CHARS: dict[str, int] = {"order": 22, "due": 11, "action": 4}
+
+
+def check_template(
+    name: str, provider: str, text: str, variables: Sequence[str], *, tencent_variable_max_chars: int | None = None
+) -> list[TemplateProblem]:
+    """Problems that would make the provider refuse the template or our sends with it; [] = fine.
+
+    ``tencent_variable_max_chars``: Tencent's per-variable limit for individual-verified accounts
+    (12, reference §2.3); None for enterprise accounts, which have no per-variable limit.
+    """
     problems: list[TemplateProblem] = []
     given = TEMPLATE_VARIABLES.get(name)
     if given is None:
@@ -424,4 +435,9 @@ def check_template(name: str, provider: str, text: str, variables: Sequence[str]
         positions = sorted({int(p) for p in _TENCENT_VAR.findall(text)})
         if positions != list(range(1, len(variables) + 1)):
             problems.append(TemplateProblem("variables_mismatch", "模板中的 {1}、{2}… 与声明的变量个数不一致"))
+        limit = tencent_variable_max_chars
+        too_long = [v for v in variables if limit is not None and VARIABLE_MAX_CHARS.get(v, 0) > limit]
+        if too_long:
+            longest = "、".join(f"{v}（最长 {VARIABLE_MAX_CHARS[v]} 字）" for v in too_long)
+            problems.append(TemplateProblem("variable_too_long", f"变量 {longest} 超过腾讯云每个变量 {limit} 字的限制"))
     return problems

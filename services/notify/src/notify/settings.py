@@ -63,6 +63,8 @@ class NotifySettings(ServiceSettings):
     sms_sign_name: str = "某市12345"
     sms_sdk_app_id: str = "1400006666"  # Tencent only
     sms_timeout_s: float = Field(default=5.0, gt=0)
+    # Tencent's per-variable limit: 12 for individual-verified accounts (§2.3); enterprise: none.
+    tencent_sms_variable_max_chars: int | None = Field(default=None, ge=1)
     # Our template names → the provider's approved template codes.
     sms_templates: dict[str, str] = {
         "ticket_received": "SMS_900000001",

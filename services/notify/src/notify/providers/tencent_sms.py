@@ -190,8 +190,12 @@ class TencentSmsClient:
         base_url: str = DEFAULT_BASE_URL,
         timeout_s: float | None = None,
         clock: Callable[[], float] = time.time,
+        max_param_chars: int | None = None,
     ) -> None:
         self._http = http
+        # Individual-verified accounts: ≤12 characters per variable (§2.3). A longer value is refused
+        # here, never cut: our variables are ticket numbers and deadlines, wrong when truncated.
+        self._max_param_chars = max_param_chars
         self._secret_id = secret_id
         self._secret_key = secret_key
         self._sdk_app_id = sdk_app_id
@@ -240,6 +244,11 @@ class TencentSmsClient:
         return request
 
     async def send(self, msg: SmsMessage) -> SendResult:
+        limit = self._max_param_chars
+        if limit is not None and any(len(v) > limit for v in msg.template_params.values()):
+            # Tencent would refuse it (InvalidParameterValue.TemplateParameterLengthLimit); another
+            # provider may take it.
+            return SendResult(self.name, "rejected", None, "param_too_long", f"模板变量超过 {limit} 字", failover=True)
         request = self.build_request(msg)
         try:
             response = await self._http.send(request)
