@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .logging import bind
+from .outage import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,18 @@ def install_observability(app: FastAPI, checks: Callable[[], Sequence[ReadinessC
         bind(correlation_id=cid)
         request.state.correlation_id = cid
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise  # a bug: the catch-all handler logs it with its traceback and answers 503
+            # PostgreSQL or the network is gone for a moment: one line per request, not a stack trace.
+            log.warning("%s %s: dependency unavailable (%r)", request.method, request.url.path, exc)
+            response = JSONResponse(
+                error_body("temporarily_unavailable", "服务暂时不可用，请稍后重试"),
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")
         HTTP_LATENCY.labels(request.method, template, f"{response.status_code // 100}xx").observe(
