@@ -30,7 +30,8 @@ from gridline_contracts.intake import (
 )
 from gridline_contracts.registry import lookup
 from gridline_contracts.topics import TICKETS
-from gridline_messaging.consumer import Handler, is_infrastructure_error
+from gridline_messaging.consumer import Handler
+from gridline_messaging.outage import is_infrastructure_error
 from gridline_messaging.runtime import MessagingRuntime
 
 from . import store

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,20 +62,19 @@ class RebuildReport:
 
 async def read_history(bootstrap: str, topic: str) -> list[tuple[Any, datetime]]:
     """Every decodable envelope of ``topic`` up to its current end, with the record time, in partition order."""
+    # Subscribed without a group: the client tracks the topic's metadata and commits nothing.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     out: list[tuple[Any, datetime]] = []
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer.topics()  # fetches metadata
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return out
-        consumer.assign(tps)
+        deadline = asyncio.get_running_loop().time() + 30
+        while not consumer.assignment():
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"topic {topic} has no partitions (does it exist?)")
+            await asyncio.sleep(0.1)
+        tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
         end = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         remaining = {tp for tp in tps if end[tp] > await consumer.position(tp)}
