@@ -65,3 +65,16 @@ def test_weights_are_validated() -> None:
         validate_weights({"speed": 1.0})
     with pytest.raises(ValueError):
         validate_weights({"satisfaction": 0.0})
+
+
+def test_rate_gauges_cover_only_the_red_and_black_lists() -> None:
+    """However many units a tenant has, the gauges carry at most 2k units (bounded label set)."""
+    from escalation.rankings import UnitCounts, gauge_rows, score_units
+
+    counts = [UnitCounts(f"U{i:03d}", sign_armed=10, sign_on_time=i % 11, sign_responded=10) for i in range(200)]
+    rows = gauge_rows(score_units(counts), 5)
+    units = {u for u, _, _ in rows}
+    assert len(units) == 10
+    assert {r for _, r, _ in rows} == {"on_time_sign", "response", "score"}
+    assert all(0 <= v <= 1 for _, r, v in rows if r != "score")
+    assert gauge_rows(score_units([UnitCounts("X")]), 5) == []  # no data, no series

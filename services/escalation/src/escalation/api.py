@@ -6,7 +6,7 @@ import csv
 import io
 import uuid
 from dataclasses import asdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -289,7 +289,7 @@ def build_router() -> APIRouter:
         Formulas: docs/escalation.md. ``format=csv`` gives one row per unit, best score first."""
         tz = ZoneInfo(request.app.state.timezone)
         now = datetime.now(tz)
-        start, end = period_bounds(period, day or now.date(), tz)
+        start, end = rankings.period_bounds(period, day or now.date(), tz)
         w = dict(rankings.DEFAULT_WEIGHTS)
         if weights:
             try:
@@ -344,16 +344,3 @@ def build_router() -> APIRouter:
         }
 
     return router
-
-
-def period_bounds(period: str, day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """``[start, end)`` of the day, Monday-to-Sunday week or calendar month holding ``day``, in local time."""
-    if period == "day":
-        first, last = day, day + timedelta(days=1)
-    elif period == "week":
-        first = day - timedelta(days=day.weekday())
-        last = first + timedelta(days=7)
-    else:
-        first = day.replace(day=1)
-        last = (first + timedelta(days=32)).replace(day=1)
-    return datetime.combine(first, time(0), tzinfo=tz), datetime.combine(last, time(0), tzinfo=tz)

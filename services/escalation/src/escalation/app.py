@@ -48,6 +48,8 @@ def create_app(settings: EscalationSettings) -> FastAPI:
                 escalation=escalation,
                 interval_s=settings.timer_interval_s,
                 batch_max=settings.timer_batch_max,
+                rate_gauge_k=settings.rate_gauge_k,
+                rate_gauge_interval_s=settings.rate_gauge_interval_s,
             )
             runtime.tasks.start("timer", timer.run(), timer.stop)
         try:

@@ -19,3 +19,10 @@ TIMER_LAG = Histogram(
 OVERDUE_OPEN = Gauge(
     "escalation_overdue_open_clocks", "超期未结: open handling clocks past their deadline.", ["tenant"]
 )
+# Bounded labels: per tenant only the units on the month's 红黑榜 (≤ 2 × RATE_GAUGE_K), and the
+# rate names of rankings.RATE_NAMES plus "score"; refreshed (and stale units dropped) by the timer.
+UNIT_RATE = Gauge(
+    "escalation_unit_rate",
+    "This month's rates (0–1) and composite score (0–100) of the units on the 红黑榜.",
+    ["tenant", "unit", "rate"],
+)

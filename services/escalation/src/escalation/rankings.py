@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "on_time_sign": 0.15,
@@ -131,3 +133,29 @@ def red_black(scored: Sequence[UnitScore], k: int) -> tuple[list[UnitScore], lis
     red = ranked[:k]
     black = [u for u in reversed(ranked[len(red) :])][:k]
     return red, black
+
+
+def period_bounds(period: str, day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """``[start, end)`` of the day, Monday-to-Sunday week or calendar month holding ``day``, in local time."""
+    if period == "day":
+        first, last = day, day + timedelta(days=1)
+    elif period == "week":
+        first = day - timedelta(days=day.weekday())
+        last = first + timedelta(days=7)
+    else:
+        first = day.replace(day=1)
+        last = (first + timedelta(days=32)).replace(day=1)
+    return datetime.combine(first, time(0), tzinfo=tz), datetime.combine(last, time(0), tzinfo=tz)
+
+
+def gauge_rows(scored: Sequence[UnitScore], k: int) -> list[tuple[str, str, float]]:
+    """``(unit, rate, value)`` for the Prometheus gauges: only the units on the 红黑榜 (at most 2k),
+    each rate that has a value plus ``score``, so the label set stays bounded however many units a
+    tenant has (the full table is the API and CSV)."""
+    red, black = red_black(scored, k)
+    out: list[tuple[str, str, float]] = []
+    for u in [*red, *black]:
+        out += [(u.unit_code, name, v) for name in RATE_NAMES if (v := u.rates[name]) is not None]
+        if u.score is not None:
+            out.append((u.unit_code, "score", u.score))
+    return out

@@ -11,3 +11,6 @@ class EscalationSettings(ServiceSettings):
     timezone: str = "Asia/Shanghai"
     timer_interval_s: float = Field(default=1.0, gt=0)
     timer_batch_max: int = Field(default=200, ge=1)
+    # Per-unit rate gauges: units on the month's 红黑榜 (top and bottom k) per tenant; 0 turns them off.
+    rate_gauge_k: int = Field(default=10, ge=0, le=50)
+    rate_gauge_interval_s: float = Field(default=300.0, gt=0)

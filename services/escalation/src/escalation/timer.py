@@ -7,10 +7,11 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from . import metrics, store
+from . import metrics, rankings, store
 from .calendar import CalendarGapError
 from .handlers import Escalation
 
@@ -19,14 +20,24 @@ log = logging.getLogger(__name__)
 
 class Timer:
     def __init__(
-        self, *, sessions: async_sessionmaker[AsyncSession], escalation: Escalation, interval_s: float, batch_max: int
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        escalation: Escalation,
+        interval_s: float,
+        batch_max: int,
+        rate_gauge_k: int = 10,
+        rate_gauge_interval_s: float = 300.0,
     ) -> None:
         self.sessions = sessions
         self.escalation = escalation
         self.interval_s = interval_s
         self.batch_max = batch_max
+        self.rate_gauge_k = rate_gauge_k
+        self.rate_gauge_interval_s = rate_gauge_interval_s
         self._stopping = asyncio.Event()
         self._gauges_at = 0.0
+        self._rates_at = -float("inf")
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -45,6 +56,24 @@ class Timer:
         async with self.sessions() as s:
             for tenant, n in (await store.overdue_by_tenant(s, datetime.now(UTC))).items():
                 metrics.OVERDUE_OPEN.labels(tenant).set(n)
+        if self.rate_gauge_k and now - self._rates_at >= self.rate_gauge_interval_s:
+            self._rates_at = now
+            await self.rate_gauges()
+
+    async def rate_gauges(self) -> None:
+        """This month's rates of the units on each tenant's 红黑榜 (a month moves slowly: every
+        ``rate_gauge_interval_s``). The whole gauge is replaced, so units that left the lists vanish."""
+        tz = ZoneInfo(self.escalation.timezone)
+        now = datetime.now(tz)
+        start, end = rankings.period_bounds("month", now.date(), tz)
+        rows: list[tuple[str, str, str, float]] = []
+        async with self.sessions() as s:
+            for tenant in await store.active_tenants(s):
+                scored = rankings.score_units(await store.unit_counts(s, tenant, start, end, now))
+                rows += [(tenant, *r) for r in rankings.gauge_rows(scored, self.rate_gauge_k)]
+        metrics.UNIT_RATE.clear()  # no await from here on: a scrape never sees half a refresh
+        for tenant, unit, rate, value in rows:
+            metrics.UNIT_RATE.labels(tenant, unit, rate).set(value)
 
     async def run(self) -> None:
         while not self._stopping.is_set():
