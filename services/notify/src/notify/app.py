@@ -145,7 +145,9 @@ def create_app(settings: NotifySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, schema=store.SCHEMA)
         sessions = session_factory(engine)
-        http = httpx.AsyncClient(timeout=settings.sms_timeout_s)
+        pool = settings.http_max_connections
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=30)
+        http = httpx.AsyncClient(timeout=settings.sms_timeout_s, limits=limits)
         runtime = MessagingRuntime(settings, engine=engine, sessions=sessions, outbox=store.outbox, inbox=store.inbox)
         app.state.sessions = sessions
         app.state.runtime = runtime
@@ -175,6 +177,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
                 pii=pii,
                 policy=retry_policy(settings),
                 batch_max=settings.sender_batch_max,
+                pipelines=settings.sender_pipelines,
                 call_timeout_s=settings.sms_timeout_s,
                 poll_interval_s=settings.sender_poll_interval_s,
                 interrupted_after_s=settings.interrupted_after_s,

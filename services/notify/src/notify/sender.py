@@ -93,6 +93,7 @@ class Sender:
         pull_tencent_receipts: bool = False,
         channels: Mapping[str, ChannelSender] | None = None,
         rng: random.Random | None = None,
+        pipelines: int = 1,
     ) -> None:
         if not routes:
             raise ValueError("at least one SMS provider is required")
@@ -113,14 +114,22 @@ class Sender:
         self.channels = dict(channels or {})  # WeChat, WeCom: one provider each
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
+        # Batches in flight at once: while one waits on the providers, the next is claimed and the
+        # previous recorded. Claims are serialised so per-recipient limits count every claim before.
+        self.pipelines = max(1, pipelines)
+        self._claim_lock = asyncio.Lock()
 
     async def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
+        await asyncio.gather(*(self._lane(i) for i in range(self.pipelines)))
+
+    async def _lane(self, lane: int) -> None:
+        """Lane 0 also sweeps and settles; the others only send."""
         while not self._stopping.is_set():
             try:
-                n = await self.run_once()
+                n = await (self.run_once() if lane == 0 else self.send_due(datetime.now(UTC)))
             except Exception:
                 log.exception("sender iteration failed")
                 n = 0
@@ -139,7 +148,7 @@ class Sender:
     # -- sending ------------------------------------------------------------------------------
 
     async def send_due(self, now: datetime) -> int:
-        async with self.sessions() as s, s.begin():
+        async with self._claim_lock, self.sessions() as s, s.begin():
             rows = await self._claim(s, now)
             own = await store.templates_for(s, sorted({r.tenant for r in rows})) if rows else {}
         if not rows:

@@ -76,6 +76,10 @@ class NotifySettings(ServiceSettings):
     # Tried only when the primary has definitely not sent a message (reference §0.2, §4.3).
     sms_failover: SmsProviderConfig | None = None
     sender_batch_max: int = Field(default=50, ge=1, le=1000)
+    sender_pipelines: int = Field(default=2, ge=1, le=8, description="batches in flight at once")
+    # One keep-alive pool for every provider call: at least batch × pipelines, or calls wait for a
+    # connection and the surplus ones are closed after each use (httpx keeps 20 by default).
+    http_max_connections: int = Field(default=200, ge=1, le=2000)
     sender_max_attempts: int = Field(default=6, ge=1)
     sender_per_provider_attempts: int = Field(default=3, ge=1, description="transient failures before failover")
     sender_backoff_base_s: float = Field(default=1.0, gt=0)
