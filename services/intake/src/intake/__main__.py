@@ -4,6 +4,7 @@ from pathlib import Path
 from gridline_boot.cli import main
 
 from .app import create_app
+from .cli import issue_staff_token
 from .settings import IntakeSettings
 
 if __name__ == "__main__":
@@ -13,5 +14,6 @@ if __name__ == "__main__":
             settings_cls=IntakeSettings,
             create_app=create_app,
             migrations_dir=Path(__file__).parent / "migrations",
+            extra_commands={"issue-staff-token": issue_staff_token},
         )
     )
