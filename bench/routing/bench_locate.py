@@ -269,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             "geos": shapely.geos_version_string,
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
+            # The machine is shared: the 1/5/15-minute load when the result was written, to read ratios by.
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "note": "PostGIS per-lookup times include the localhost round trip, as a service would pay it",
         },
     }
