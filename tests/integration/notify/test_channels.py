@@ -291,3 +291,22 @@ def test_tenant_rules_and_preferences_choose_the_channels(rig: Rig) -> None:
     (note,) = rig.wait_notes(str(preferred.data.ticket_id), lambda ns: len(ns) == 1 and ns[0]["status"] == "sent")
     assert note["provider"] == "aliyun"
     assert rig.wecom_sent("liaison-b") == []
+
+
+def test_a_tenant_rule_adds_the_unit_head_to_new_orders(rig: Rig) -> None:
+    unit = rig.staff_unit(8, None)
+    head_phone = f"135{int(time.time() * 1000) % 10**6:06d}08"
+    rig.api("PUT", f"/recipients/unit_head/{unit}", {"name": "科长", "phone": head_phone}).raise_for_status()
+    path = "/rules/sla.clock_started/unit_head"
+    rig.api("PUT", path, {"steps": [{"channel": "sms", "template": "ticket_assigned"}]}).raise_for_status()
+    try:
+        env = rig.clock_started(unit)
+        rig.publish(env, env)
+        notes = rig.wait_notes(
+            str(env.data.ticket_id), lambda ns: len(ns) == 2 and all(n["status"] == "sent" for n in ns)
+        )
+        assert {n["masked_recipient"][-4:] for n in notes} >= {head_phone[-4:]}
+        time.sleep(1.0)
+        assert len(rig.sms(env.data.ticket_no)) == 2  # the liaison and the head, once each
+    finally:
+        assert rig.api("DELETE", path).status_code == 204

@@ -123,3 +123,42 @@ async def test_tencent_client_refuses_values_over_the_limit_without_calling_tenc
     result = await client.send(msg)
     assert (result.outcome, result.code, result.failover) == ("rejected", "param_too_long", True)
     assert calls == []
+
+
+def test_staff_roles_do_not_hear_receipts() -> None:
+    problems = rules.check_rule("ticket.received", "dispatcher", steps("sms", template="ticket_received"), {})
+    assert "role_not_notified" in codes(problems)
+
+
+def test_a_rule_can_add_a_role_to_an_sla_event() -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from gridline_contracts.escalation import SlaBreachedV1
+
+    due = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
+    e = SlaBreachedV1(
+        ticket_id=uuid.UUID(int=5),
+        ticket_no="N1",
+        unit_code="U1",
+        grid_code="G7",
+        policy_key="p",
+        due_at=due,
+        detected_at=due,
+    )
+    eid = uuid.UUID(int=9)
+    added = domain.for_added_roles(
+        eid,
+        e,
+        ["grid_head", "sponsor_leader", "nobody"],
+        {"grid_head": "sla_breached", "sponsor_leader": "sla_warning", "nobody": "x"},
+    )
+    assert [(r.recipient.table_kind, r.recipient.ref, r.template) for r in added] == [
+        ("grid_head", "G7", "sla_breached"),
+        ("sponsor_leader", "G7", "sla_warning"),
+    ]
+    assert added[0].params == {"order": "N1", "due": "11月30日17:30"}
+    # Same key scheme as the event's own roles: a role both named and added is told once.
+    own = {r.dedupe_key for r in domain.on_sla_breached(eid, e)}
+    again = domain.for_added_roles(eid, e, ["unit_head"], {"unit_head": "sla_breached"})
+    assert {r.dedupe_key for r in again} <= own

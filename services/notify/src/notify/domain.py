@@ -151,6 +151,28 @@ def on_escalation(event_id: uuid.UUID, e: EscalationRaisedV1) -> list[Notificati
     return _for_roles(event_id, e.ticket_id, roles, e.unit_code, e.grid_code, "escalation_raised", params)
 
 
+SlaEvent = SlaClockStartedV1 | SlaWarnedV1 | SlaBreachedV1 | EscalationRaisedV1
+
+
+def for_added_roles(
+    event_id: uuid.UUID, e: SlaEvent, roles: Sequence[str], template: dict[str, str]
+) -> list[NotificationRequest]:
+    """Roles a tenant's rule adds to an SLA event beyond those the event itself names (rules.py).
+
+    ``template``: role → the template of its rule's first step. Same values as the event's own
+    messages; same key scheme, so a role both named and added is still told once.
+    """
+    if isinstance(e, EscalationRaisedV1):
+        params = {"order": e.ticket_no, "action": ACTION_LABEL.get(e.action, e.action)}
+    else:
+        params = {"order": e.ticket_no, "due": e.due_at.astimezone(SHANGHAI).strftime("%m月%d日%H:%M")}
+    grid = getattr(e, "grid_code", None)
+    out: list[NotificationRequest] = []
+    for role in dict.fromkeys(r for r in roles if r in ROLE_KIND):
+        out += _for_roles(event_id, e.ticket_id, [role], e.unit_code, grid, template[role], params)
+    return out
+
+
 Outcome = Literal["sent", "rejected", "retryable", "ambiguous"]
 LookupState = Literal["sent", "not_found", "unknown"]
 

@@ -61,7 +61,8 @@ class Handlers:
     ) -> None:
         now = datetime.now(UTC)
         limits: domain.TenantLimits | None = None
-        tenant_rules = await rules_store.rules_for(session, env.tenant, env.data.TYPE) if requests else {}
+        tenant_rules = await rules_store.rules_for(session, env.tenant, env.data.TYPE)
+        requests = requests + self._added_roles(env, requests, tenant_rules)
         for req in requests:
             sealed, masked, status, error, phone_hash = await self._resolve(session, env.tenant, req.recipient)
             # Channels: the first reachable one in the rule/preference order; the rest are its fallbacks.
@@ -104,6 +105,17 @@ class Handlers:
                 next_attempt_at=not_before or now,
                 fallback=fallback,
             )
+
+    @staticmethod
+    def _added_roles(
+        env: Envelope[Any], requests: list[domain.NotificationRequest], tenant_rules: dict[str, list[Any]]
+    ) -> list[domain.NotificationRequest]:
+        """Requests for staff roles the tenant's rules add to an SLA event that does not name them."""
+        if not isinstance(env.data, domain.SlaEvent) or not tenant_rules:
+            return []
+        named = {planning.role_of(r.recipient) for r in requests}
+        added = {role: steps[0].template for role, steps in tenant_rules.items() if steps and role not in named}
+        return domain.for_added_roles(env.id, env.data, list(added), added) if added else []
 
     async def _resolve(
         self, session: AsyncSession, tenant: str, r: domain.Recipient

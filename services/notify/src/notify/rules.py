@@ -76,6 +76,8 @@ def check_rule(
     problems: list[RuleProblem] = []
     if role == CITIZEN and event_type != "ticket.received":
         problems.append(RuleProblem("role_not_notified", "市民只在受理回执（ticket.received）中接收通知"))
+    if role != CITIZEN and event_type == "ticket.received":
+        problems.append(RuleProblem("role_not_notified", "受理回执只发给市民，工作人员从派单起接收通知"))
     seen: set[str] = set()
     for step in steps:
         if step.channel in seen:

@@ -73,9 +73,18 @@ def _problem(problems: list[rules.RuleProblem]) -> ApiError:
 def _effective_default(event_type: str, role: str) -> list[rules.Step] | None:
     """The seeded default for (event, role): the template domain.on_* uses, on the role's channels."""
     template = DEFAULT_TEMPLATE.get(event_type)
-    if template is None or (role == rules.CITIZEN) != (event_type == "ticket.received"):
+    if template is None or role not in DEFAULT_ROLES.get(event_type, rules.STAFF_ROLES):
         return None
     return rules.default_steps(role, template)
+
+
+# Who hears each event without tenant rules (domain.on_*); sla.escalated: whoever the rung names.
+DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
+    "ticket.received": (rules.CITIZEN,),
+    "sla.clock_started": ("unit_liaison",),
+    "sla.warned": ("unit_liaison",),
+    "sla.breached": ("unit_liaison", "unit_head"),
+}
 
 
 # Which of our templates each event uses by default (domain.on_*).
