@@ -229,3 +229,116 @@ async def test_working_hours_are_tenant_data(
     assert cal.working_hours == ((time(8, 30), time(12)), (time(14), time(18)))
     # Close of business is now 18:00: a 1-working-day limit from Monday ends Tuesday 18:00.
     assert cal.add_working_days(datetime(2026, 11, 23, 10, tzinfo=ZoneInfo("Asia/Shanghai")), 1).hour == 18
+
+
+async def test_repeat_points_group_reports_of_the_same_place(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Three reports in one 0.001° cell and two at one address (written differently) within 30 days;
+    one more at the cell but 40 days ago, one elsewhere: with min=3 only the cell, with min=2 both."""
+    from gridline_contracts.intake import GeoPoint, TicketReceivedV1
+
+    tenant = "330110"
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    esc = Escalation(timezone="Asia/Shanghai")
+    reports: list[tuple[GeoPoint | None, str | None, timedelta]] = [
+        (GeoPoint(lon=120.12341, lat=30.25912), None, timedelta(days=1)),
+        (GeoPoint(lon=120.12349, lat=30.25938), None, timedelta(days=3)),
+        (GeoPoint(lon=120.12302, lat=30.25881), None, timedelta(days=29)),
+        (GeoPoint(lon=120.12341, lat=30.25912), None, timedelta(days=40)),
+        (GeoPoint(lon=120.20000, lat=30.30000), None, timedelta(days=2)),
+        (None, "文三路 478 号（华星时代广场）", timedelta(days=5)),
+        (None, "文三路478号 华星时代广场", timedelta(days=6)),
+    ]
+    for i, (loc, addr, ago) in enumerate(reports):
+        e = TicketReceivedV1(
+            ticket_id=uuid.uuid4(),
+            ticket_no=f"GL-IT-REP-{i}",
+            channel="hotline",
+            category_code="0102",
+            description="占道经营",
+            location=loc,
+            address=addr,
+            area_code="330106",
+            reported_at=now - ago,
+            received_at=now - ago,
+            reporter=ReporterRef(),
+        )
+        async with sessions() as s, s.begin():
+            await esc.on_ticket_received(
+                s, Envelope(source="intake", tenant=tenant, subject="x", correlation_id="x", data=e)
+            )
+    r = await api.get(f"/v1/tenants/{tenant}/repeat-points", params={"min": 3})
+    assert r.status_code == 200
+    points = r.json()["points"]
+    assert [(p["place_key"], p["reports"]) for p in points] == [("loc:30.259,120.123", 3)]
+    assert points[0]["ticket_nos"] == ["GL-IT-REP-0", "GL-IT-REP-1", "GL-IT-REP-2"]
+    both = (await api.get(f"/v1/tenants/{tenant}/repeat-points", params={"min": 2})).json()["points"]
+    assert {p["place_key"]: p["reports"] for p in both} == {
+        "loc:30.259,120.123": 3,
+        "addr:330106:文三路478号华星时代广场": 2,
+    }
+    csv_r = await api.get(f"/v1/tenants/{tenant}/repeat-points", params={"min": 2, "format": "csv"})
+    assert csv_r.status_code == 200 and csv_r.headers["content-type"].startswith("text/csv")
+    lines = csv_r.text.strip().splitlines()
+    assert lines[0].startswith("place_key,reports") and len(lines) == 3
+    bad = await api.get(f"/v1/tenants/{tenant}/repeat-points", params={"min": 1})
+    assert bad.status_code == 422
+
+
+async def test_rankings_by_street_community_and_sponsor(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Grid codes carry 街道 (9 digits) and 社区 (12); sponsors answer for the areas assigned to them."""
+    tenant = "330112"
+    sh = ZoneInfo("Asia/Shanghai")
+    esc = Escalation(timezone="Asia/Shanghai")
+    dispatched = datetime(2026, 10, 12, 10, tzinfo=sh)
+    # (grid, signs on time?): street 330112001 has two communities, street 330112002 one.
+    tickets = [
+        ("330112001001007", True),
+        ("330112001001008", True),
+        ("330112001002001", False),
+        ("330112002001003", False),
+        (None, True),  # no grid: ranked per unit only
+    ]
+    for i, (grid, on_time) in enumerate(tickets):
+        tid, no = uuid.uuid4(), f"GL-IT-LVL-{i}"
+        signed = dispatched + timedelta(hours=1 if on_time else 72)
+        for data in (
+            TicketDispatchedV1(
+                ticket_id=tid,
+                ticket_no=no,
+                category_code="0102",
+                unit_code="U1",
+                grid_code=grid,
+                sla_policy_key="standard-5wd",
+                dispatched_at=dispatched,
+                reporter=ReporterRef(),
+            ),
+            TicketSignedV1(**_t(tid, no, "U1", signed)),
+        ):
+            async with sessions() as s, s.begin():
+                env = Envelope(source="intake", tenant=tenant, subject=str(tid), correlation_id=str(tid), data=data)
+                await esc.handlers()[type(data)](s, env)
+    put = await api.put(f"/v1/tenants/{tenant}/sponsor-areas/330112001001", json={"sponsor_code": "市城管局"})
+    assert put.status_code == 200
+    await api.put(f"/v1/tenants/{tenant}/sponsor-areas/330112001", json={"sponsor_code": "市住建局"})
+    bad = await api.put(f"/v1/tenants/{tenant}/sponsor-areas/33x", json={"sponsor_code": "x"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_area_code"
+
+    async def rates(level: str) -> dict[str, float | None]:
+        r = await api.get(f"/v1/tenants/{tenant}/rankings", params={"day": "2026-10-12", "level": level})
+        assert r.status_code == 200, r.text
+        assert r.json()["level"] == level
+        return {u["unit_code"]: u["rates"]["on_time_sign"] for u in r.json()["units"]}
+
+    assert await rates("unit") == {"U1": 0.6}
+    assert await rates("street") == {"330112001": 2 / 3, "330112002": 0.0}
+    assert await rates("community") == {"330112001001": 1.0, "330112001002": 0.0, "330112002001": 0.0}
+    # The longest assigned prefix wins: 社区 001001 → 市城管局, the rest of 街道 001 → 市住建局; 002 unsponsored.
+    assert await rates("sponsor") == {"市城管局": 1.0, "市住建局": 0.0}
+    csv_r = await api.get(
+        f"/v1/tenants/{tenant}/rankings", params={"day": "2026-10-12", "level": "street", "format": "csv"}
+    )
+    assert "330112001" in csv_r.text and "rankings-330112-street-month" in csv_r.headers["content-disposition"]

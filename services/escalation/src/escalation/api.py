@@ -6,7 +6,7 @@ import csv
 import io
 import uuid
 from dataclasses import asdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -89,6 +89,11 @@ def _out(c: Clock) -> ClockOut:
         level=c.level,
         next_due_at=c.next_due_at,
     )
+
+
+class SponsorAreaBody(BaseModel):
+    sponsor_code: str = Field(min_length=1, max_length=64)
+    sponsor_name: str = Field(default="", max_length=200)
 
 
 def build_router() -> APIRouter:
@@ -273,12 +278,79 @@ def build_router() -> APIRouter:
             await store.save_supervision_closure(s, closed)
         return asdict(closed)
 
+    @router.get("/sponsor-areas")
+    async def list_sponsor_areas(tenant: str, sessions: Sessions) -> list[dict[str, Any]]:
+        """包抓/包保 assignments: which sponsor answers for which 社区, 街道 or grid (by code prefix)."""
+        async with sessions() as s:
+            return await store.sponsor_areas(s, tenant)
+
+    @router.put("/sponsor-areas/{area_code}")
+    async def put_sponsor_area(
+        tenant: str, area_code: str, body: SponsorAreaBody, sessions: Sessions
+    ) -> dict[str, Any]:
+        if not area_code.isdigit() or not 9 <= len(area_code) <= 20:
+            raise ApiError(422, "bad_area_code", "区域编码应为 9–20 位数字（街道 9 位、社区 12 位或网格编码）")
+        async with sessions() as s, s.begin():
+            await store.set_sponsor_area(s, tenant, area_code, body.sponsor_code, body.sponsor_name)
+        return {"area_code": area_code, "sponsor_code": body.sponsor_code, "sponsor_name": body.sponsor_name}
+
+    @router.delete("/sponsor-areas/{area_code}", status_code=204)
+    async def delete_sponsor_area(tenant: str, area_code: str, sessions: Sessions) -> Response:
+        async with sessions() as s, s.begin():
+            if not await store.delete_sponsor_area(s, tenant, area_code):
+                raise ApiError(404, "unknown_area", "该区域没有包抓单位")
+        return Response(status_code=204)
+
+    @router.get("/repeat-points", response_model=None)
+    async def repeat_points_view(
+        tenant: str,
+        sessions: Sessions,
+        request: Request,
+        min_reports: Annotated[int, Query(alias="min", ge=2, le=1000)] = 3,
+        days: Annotated[int, Query(ge=1, le=366)] = 30,
+        day: Annotated[date | None, Query(description="last day of the window; default today")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        format: Annotated[Literal["json", "csv"], Query()] = "json",
+    ) -> Any:
+        """重复投诉点位: places with at least ``min`` reports received in the ``days`` days ending with ``day``.
+
+        "The same place" is defined in docs/escalation.md (0.001° cell, else normalised address)."""
+        tz = ZoneInfo(request.app.state.timezone)
+        last = day or datetime.now(tz).date()
+        end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz)
+        start = end - timedelta(days=days)
+        async with sessions() as s:
+            points = await store.repeat_points(s, tenant, start, end, min_reports, limit)
+        for p in points:
+            p["categories"] = sorted(p["categories"])
+        if format == "csv":
+            buf = io.StringIO()
+            out = csv.writer(buf)
+            cols = ["place_key", "reports", "first_at", "last_at", "grid_code", "lat", "lon", "address"]
+            out.writerow([*cols, "categories", "ticket_nos"])
+            for p in points:
+                out.writerow([*(p[c] for c in cols), " ".join(p["categories"]), " ".join(p["ticket_nos"])])
+            name = f"repeat-points-{tenant}-{last.isoformat()}.csv"
+            return Response(
+                buf.getvalue(),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        return {
+            "tenant": tenant,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "min_reports": min_reports,
+            "points": points,
+        }
+
     @router.get("/rankings", response_model=None)
     async def rankings_view(
         tenant: str,
         sessions: Sessions,
         request: Request,
         period: Annotated[Literal["day", "week", "month"], Query()] = "month",
+        level: Annotated[Literal["unit", "street", "community", "sponsor"], Query()] = "unit",
         day: Annotated[date | None, Query(description="any day in the period; default today")] = None,
         k: Annotated[int, Query(ge=1, le=50)] = 3,
         weights: Annotated[str | None, Query(description="e.g. on_time_close:0.4,satisfaction:0.6")] = None,
@@ -300,7 +372,7 @@ def build_router() -> APIRouter:
                     422, "bad_weights", "权重格式应为 名称:数值，以逗号分隔，且不能全为零", str(exc)
                 ) from None
         async with sessions() as s:
-            counts = await store.unit_counts(s, tenant, start, end, now)
+            counts = await store.unit_counts(s, tenant, start, end, now, level)
         scored = rankings.score_units(counts, w)
         red, black = rankings.red_black(scored, k)
         if format == "csv":
@@ -317,7 +389,7 @@ def build_router() -> APIRouter:
                         u.mean_handling_hours,
                     ]
                 )
-            name = f"rankings-{tenant}-{period}-{start.date().isoformat()}.csv"
+            name = f"rankings-{tenant}-{level}-{period}-{start.date().isoformat()}.csv"
             return Response(
                 buf.getvalue(),
                 media_type="text/csv; charset=utf-8",
@@ -335,6 +407,7 @@ def build_router() -> APIRouter:
 
         return {
             "period": period,
+            "level": level,
             "start": start,
             "end": end,
             "weights": w,

@@ -34,6 +34,7 @@ from gridline_contracts.intake import (
     TicketDispatchedV1,
     TicketExtensionReviewedV1,
     TicketMergedV1,
+    TicketReceivedV1,
     TicketReopenedV1,
     TicketRepliedV1,
     TicketReplyReviewedV1,
@@ -44,7 +45,7 @@ from gridline_contracts.intake import (
 from gridline_messaging import outbox
 from gridline_messaging.consumer import Handler
 
-from . import domain, firing, metrics, store, supervision
+from . import domain, firing, metrics, repeat, store, supervision
 from .calendar import CalendarGapError, WorkCalendar
 from .domain import Clock, ClockError, SlaEvent
 from .policy import DEFAULT_POLICIES, SlaPolicy, UnknownPolicyError, lookup_policy, resolve_policy
@@ -84,8 +85,28 @@ class Escalation:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    async def on_ticket_received(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        """Where the report is, for the repeat-point list (reports without a place are not kept)."""
+        e: TicketReceivedV1 = env.data
+        key = repeat.place_key(e.location, e.address, e.area_code)
+        if key is None:
+            return
+        await store.record_place(
+            session,
+            ticket_id=e.ticket_id,
+            tenant=env.tenant,
+            ticket_no=e.ticket_no,
+            place_key=key,
+            category_code=e.category_code,
+            lat=e.location.lat if e.location else None,
+            lon=e.location.lon if e.location else None,
+            address=e.address,
+            received_at=e.received_at,
+        )
+
     async def on_ticket_dispatched(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketDispatchedV1 = env.data
+        await store.set_place_grid(session, e.ticket_id, e.grid_code)
         existing = await store.ticket_clocks(session, e.ticket_id, lock=True)
         if any(c.kind == "handle" and c.started_at == e.dispatched_at and c.unit_code == e.unit_code for c in existing):
             log.info("ticket %s: this dispatch already has its clocks", e.ticket_no)
@@ -220,6 +241,7 @@ class Escalation:
 
     def handlers(self) -> dict[type[EventData], Handler]:
         return {
+            TicketReceivedV1: self.on_ticket_received,
             TicketDispatchedV1: self.on_ticket_dispatched,
             TicketSignedV1: self.on_ticket_signed,
             TicketReturnRequestedV1: self.on_return_requested,

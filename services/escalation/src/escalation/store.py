@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     Interval,
@@ -157,6 +158,34 @@ working_hours = Table(
     Column("tenant", Text, primary_key=True),
     Column("windows", JSONB, nullable=False),
 )
+
+# 包抓/包保: which sponsor unit answers for an area (a 社区's 12-digit code, a 街道's 9 digits, or one
+# grid's code); a ticket belongs to the sponsor of the longest area code its grid code starts with.
+sponsor_area = Table(
+    "sponsor_area",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("area_code", Text, primary_key=True),
+    Column("sponsor_code", Text, nullable=False),
+    Column("sponsor_name", Text, nullable=False, server_default=""),
+)
+
+# One row per received report that has a place (repeat.place_key), for the repeat-point list.
+place_report = Table(
+    "place_report",
+    metadata,
+    Column("ticket_id", Uuid, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("ticket_no", Text, nullable=False),
+    Column("place_key", Text, nullable=False),
+    Column("category_code", Text, nullable=False),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("address", Text),
+    Column("grid_code", Text),  # from the dispatch, when there is one
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_place_report_key", place_report.c.tenant, place_report.c.received_at, place_report.c.place_key)
 
 outbox = make_outbox_table(metadata)
 inbox = make_inbox_table(metadata)
@@ -425,9 +454,8 @@ async def record_callback(
     await session.execute(stmt.on_conflict_do_nothing())
 
 
-_UNIT_CLOCKS = text(
-    f"""
-SELECT unit_code,
+_CLOCKS_BY = """
+SELECT {key} AS unit_code,
   count(*) FILTER (WHERE kind = 'sign' AND started_at >= :s AND started_at < :e) AS sign_armed,
   count(*) FILTER (WHERE kind = 'sign' AND started_at >= :s AND started_at < :e
                    AND stop_reason = 'signed' AND stopped_at <= due_at) AS sign_on_time,
@@ -441,7 +469,7 @@ SELECT unit_code,
   count(*) FILTER (WHERE kind = 'handle' AND stop_reason = 'returned' AND stopped_at >= :s AND stopped_at < :e)
     AS returned,
   count(*) FILTER (WHERE kind = 'handle' AND round > 0 AND started_at >= :s AND started_at < :e
-                   AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.clock g WHERE g.ticket_id = c.ticket_id
+                   AND NOT EXISTS (SELECT 1 FROM {schema}.clock g WHERE g.ticket_id = c.ticket_id
                                    AND g.kind = 'sign' AND g.round = c.round)) AS redone,
   count(*) FILTER (WHERE kind = 'handle' AND started_at >= :s AND started_at < :e AND extension_no > 0)
     AS extended,
@@ -449,33 +477,78 @@ SELECT unit_code,
   coalesce(sum(extract(epoch FROM stopped_at - started_at) / 3600.0)
     FILTER (WHERE kind = 'handle' AND stop_reason = 'replied' AND stopped_at >= :s AND stopped_at < :e), 0)
     AS handling_hours_sum
-FROM {SCHEMA}.clock c
+FROM {schema}.clock c
 WHERE tenant = :tenant AND (started_at < :e AND (stopped_at IS NULL OR stopped_at >= :s))
-GROUP BY unit_code
+GROUP BY 1
 """
-)
-_UNIT_CALLBACKS = text(
-    f"""
-SELECT unit_code,
+_CALLBACKS_BY = """
+SELECT {key} AS unit_code,
   count(*) FILTER (WHERE satisfaction <> 'unreachable') AS callbacks_reached,
   count(*) FILTER (WHERE satisfaction IN ('satisfied', 'basically_satisfied')) AS satisfied,
   count(*) FILTER (WHERE resolved IS NOT NULL) AS resolved_known,
   count(*) FILTER (WHERE resolved) AS resolved
-FROM {SCHEMA}.callback WHERE tenant = :tenant AND at >= :s AND at < :e
-GROUP BY unit_code
+FROM {schema}.callback c
+WHERE tenant = :tenant AND at >= :s AND at < :e
+GROUP BY 1
 """
+# The grid of a callback's ticket: from its newest handling clock.
+_GRID_OF_TICKET = (
+    "(SELECT h.grid_code FROM {schema}.clock h WHERE h.ticket_id = c.ticket_id AND h.kind = 'handle' "
+    "ORDER BY h.round DESC LIMIT 1)"
+)
+_SPONSOR_OF = (
+    "(SELECT sp.sponsor_code FROM {schema}.sponsor_area sp WHERE sp.tenant = c.tenant "
+    "AND {grid} LIKE sp.area_code || '%' ORDER BY length(sp.area_code) DESC LIMIT 1)"
 )
 
 
+def _level_sql(level: str) -> tuple[str, str]:
+    """The statements counting clocks and callbacks per ranking level.
+
+    街道 and 社区 come from the grid code, which extends the administrative code (domain §3.1: 6
+    digits county + 3 街道 + 3 社区 = 12); 包抓 sponsors from ``sponsor_area``. Clocks without a
+    grid code (or outside every sponsored area) are not ranked at those levels.
+    """
+    grid_clock, grid_callback = "c.grid_code", _GRID_OF_TICKET.format(schema=SCHEMA)
+    keys = {
+        "unit": ("c.unit_code", "c.unit_code"),
+        "street": (f"left({grid_clock}, 9)", f"left({grid_callback}, 9)"),
+        "community": (f"left({grid_clock}, 12)", f"left({grid_callback}, 12)"),
+        "sponsor": (
+            _SPONSOR_OF.format(schema=SCHEMA, grid=grid_clock),
+            _SPONSOR_OF.format(schema=SCHEMA, grid=grid_callback),
+        ),
+    }
+    clock_key, callback_key = keys[level]
+    if level in ("street", "community"):
+        # Only codes long enough to hold the level (a 9-digit 街道 grid has no 社区).
+        n = 9 if level == "street" else 12
+        clock_key = f"CASE WHEN length({grid_clock}) >= {n} THEN {clock_key} END"
+        callback_key = f"CASE WHEN length({grid_callback}) >= {n} THEN {callback_key} END"
+    return (
+        _CLOCKS_BY.format(key=clock_key, schema=SCHEMA),
+        _CALLBACKS_BY.format(key=callback_key, schema=SCHEMA),
+    )
+
+
+LEVELS = ("unit", "street", "community", "sponsor")
+_LEVEL_SQL = {level: tuple(text(q) for q in _level_sql(level)) for level in LEVELS}
+
+
 async def unit_counts(
-    session: AsyncSession, tenant: str, start: datetime, end: datetime, now: datetime
+    session: AsyncSession, tenant: str, start: datetime, end: datetime, now: datetime, level: str = "unit"
 ) -> list[UnitCounts]:
-    """What the rates of every unit are computed from, for clocks and callbacks in ``[start, end)``."""
+    """What the rates of every unit (or 街道, 社区, 包抓 sponsor: ``level``) are computed from, for
+    clocks and callbacks in ``[start, end)``; ``UnitCounts.unit_code`` holds that level's code."""
+    clocks_sql, callbacks_sql = _LEVEL_SQL[level]
     params = {"tenant": tenant, "s": start, "e": end, "now": now}
     by_unit: dict[str, dict[str, Any]] = {}
-    for r in (await session.execute(_UNIT_CLOCKS, params)).mappings():
-        by_unit[r["unit_code"]] = {**r, "handling_hours_sum": float(r["handling_hours_sum"])}
-    for r in (await session.execute(_UNIT_CALLBACKS, params)).mappings():
+    for r in (await session.execute(clocks_sql, params)).mappings():
+        if r["unit_code"] is not None:  # no grid code, or outside every sponsored area
+            by_unit[r["unit_code"]] = {**r, "handling_hours_sum": float(r["handling_hours_sum"])}
+    for r in (await session.execute(callbacks_sql, params)).mappings():
+        if r["unit_code"] is None:
+            continue
         by_unit.setdefault(r["unit_code"], {"unit_code": r["unit_code"]}).update(r)
     return [UnitCounts(**v) for _, v in sorted(by_unit.items())]
 
@@ -558,3 +631,64 @@ async def set_working_hours(session: AsyncSession, tenant: str, windows: list[tu
     data = [[a.isoformat("minutes"), b.isoformat("minutes")] for a, b in windows]
     stmt = insert(working_hours).values(tenant=tenant, windows=data)
     await session.execute(stmt.on_conflict_do_update(index_elements=["tenant"], set_={"windows": data}))
+
+
+async def record_place(session: AsyncSession, **values: Any) -> None:
+    await session.execute(insert(place_report).values(**values).on_conflict_do_nothing())
+
+
+async def set_place_grid(session: AsyncSession, ticket_id: uuid.UUID, grid_code: str | None) -> None:
+    if grid_code is not None:
+        await session.execute(
+            place_report.update().where(place_report.c.ticket_id == ticket_id).values(grid_code=grid_code)
+        )
+
+
+_REPEAT_POINTS = text(
+    f"""
+SELECT place_key, count(*) AS reports,
+  min(received_at) AS first_at, max(received_at) AS last_at,
+  (array_agg(ticket_no ORDER BY received_at DESC))[1:20] AS ticket_nos,
+  array_agg(DISTINCT category_code) AS categories,
+  (array_agg(grid_code ORDER BY received_at DESC) FILTER (WHERE grid_code IS NOT NULL))[1] AS grid_code,
+  avg(lat) AS lat, avg(lon) AS lon,
+  (array_agg(address ORDER BY received_at DESC) FILTER (WHERE address IS NOT NULL))[1] AS address
+FROM {SCHEMA}.place_report
+WHERE tenant = :tenant AND received_at >= :s AND received_at < :e
+GROUP BY place_key HAVING count(*) >= :n
+ORDER BY reports DESC, last_at DESC
+LIMIT :limit
+"""
+)
+
+
+async def repeat_points(
+    session: AsyncSession, tenant: str, start: datetime, end: datetime, min_reports: int, limit: int
+) -> list[dict[str, Any]]:
+    params = {"tenant": tenant, "s": start, "e": end, "n": min_reports, "limit": limit}
+    return [dict(r) for r in (await session.execute(_REPEAT_POINTS, params)).mappings()]
+
+
+async def set_sponsor_area(session: AsyncSession, tenant: str, area_code: str, sponsor_code: str, name: str) -> None:
+    stmt = insert(sponsor_area).values(tenant=tenant, area_code=area_code, sponsor_code=sponsor_code, sponsor_name=name)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant", "area_code"], set_={"sponsor_code": sponsor_code, "sponsor_name": name}
+        )
+    )
+
+
+async def delete_sponsor_area(session: AsyncSession, tenant: str, area_code: str) -> bool:
+    result = await session.execute(
+        sponsor_area.delete().where(sponsor_area.c.tenant == tenant, sponsor_area.c.area_code == area_code)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def sponsor_areas(session: AsyncSession, tenant: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(sponsor_area.c.area_code, sponsor_area.c.sponsor_code, sponsor_area.c.sponsor_name)
+        .where(sponsor_area.c.tenant == tenant)
+        .order_by(sponsor_area.c.area_code)
+    )
+    return [dict(r) for r in rows.mappings()]
