@@ -35,6 +35,7 @@ from . import handlers, metrics, store
 from .access import RateLimited
 from .api import build_router
 from .api_staff import build_staff_router
+from .attachments import start_fetcher
 from .auth import StaffTokens, parse_integrations
 from .deps import Deps
 from .hotline import build_hotline_router
@@ -104,9 +105,16 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         )
         app.state.runtime = runtime
         await runtime.start()
+        stop_fetcher = (
+            start_fetcher(sessions, storage, settings.fetch_settings, settings.attachment_poll_s)
+            if "worker" in settings.roles
+            else None
+        )
         try:
             yield
         finally:
+            if stop_fetcher is not None:
+                await stop_fetcher()
             await runtime.stop()
             await engine.dispose()
 

@@ -26,6 +26,7 @@ from gridline_contracts.intake import OrderOrigin, ReporterRef
 from . import domain, handlers, store
 from .access import DepsDep, SignedDep
 from .api import admit, new_query_code, seal_contact
+from .attachments import queue_urls
 from .inputs import Input
 
 DEMAND = {"咨询": "consult", "求助": "help", "投诉": "complaint", "举报": "report", "建议": "suggestion"}
@@ -47,7 +48,9 @@ class HotlineOrderIn(Input):
     priority: Literal["特急", "紧急", "一般"] = "一般"
     due_at: datetime | None = Field(default=None, description="平台规定的办结时限")
     confidential: bool = Field(default=False, description="来电人要求保密")
-    attachment_urls: list[str] = Field(default=[], max_length=20)
+    attachment_urls: list[str] = Field(
+        default=[], max_length=20, description="附件地址（https）；受理后异步下载，下载失败不影响工单"
+    )
 
     @field_validator("call_time", "due_at")
     @classmethod
@@ -138,6 +141,8 @@ def build_hotline_router() -> APIRouter:
                         )
                         code = new_query_code()
                         t = await admit(s, report, contact, code, now, cid, source_hash=digest)
+                        # Fetched later by the worker: a slow or dead file server never loses the order.
+                        await queue_urls(s, tenant=p.tenant, ticket_id=t.id, urls=body.attachment_urls, now=now)
                         out = HotlineOrderOut(
                             ticket_id=t.id,
                             ticket_no=t.ticket_no,
@@ -149,6 +154,8 @@ def build_hotline_router() -> APIRouter:
                         deps.metrics_received("hotline")
                         return JSONResponse(out.model_dump(mode="json"), status_code=201)
                     t, prior_hash = known
+                    # A re-push may add attachments; the ones already known are kept as they are.
+                    await queue_urls(s, tenant=p.tenant, ticket_id=t.id, urls=body.attachment_urls, now=now)
                     if prior_hash == digest:
                         return HotlineOrderOut(
                             ticket_id=t.id,

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from gridline_boot.settings import ServiceSettings
 
+from .attachments import FetchSettings
 from .domain import Rules
 from .workdays import parse_overrides
 
@@ -40,6 +41,12 @@ class IntakeSettings(ServiceSettings):
     s3_prefix: str = "intake"
     max_photo_bytes: int = Field(default=5_000_000, ge=10_000)
     max_photos: int = Field(default=9, ge=1, le=20)
+    # 12345 attachment URLs, fetched after the order is saved (attachments.py; role "worker").
+    attachment_max_bytes: int = Field(default=20_000_000, ge=10_000)
+    attachment_max_attempts: int = Field(default=5, ge=1, le=20)
+    attachment_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    attachment_ca_file: Path | None = None  # a private CA for the platform's file server
+    attachment_poll_s: float = Field(default=5.0, gt=0)
     # Open311 services: the tenant's category catalogue (JSON list of service_code, service_name,
     # group, keywords, description); unset: the packaged demo catalogue.
     open311_catalogue: Path | None = None
@@ -84,6 +91,15 @@ class IntakeSettings(ServiceSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_photos * self.max_photo_bytes + 100_000
+
+    @property
+    def fetch_settings(self) -> FetchSettings:
+        return FetchSettings(
+            max_bytes=self.attachment_max_bytes,
+            max_attempts=self.attachment_max_attempts,
+            read_timeout_s=self.attachment_timeout_s,
+            ca_file=self.attachment_ca_file,
+        )
 
     @property
     def rules(self) -> Rules:
