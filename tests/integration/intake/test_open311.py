@@ -109,3 +109,115 @@ async def test_servicerequestupdates(intake: Intake) -> None:
     assert mine and mine[0]["status"] == "OPEN" and mine[0]["external_status_code"] == "received"
     x = await intake.client.get(f"{BASE}/servicerequestupdates.xml", params={"api_key": OPEN311_KEY})
     assert ET.fromstring(x.content).tag == "service_request_updates"
+
+
+async def test_paging_newest_first_with_spec_errors(intake: Intake) -> None:
+    sids = []
+    for i in range(3):
+        (c,) = (await post(intake, description=f"翻页测试第{i}条")).json()  # type: ignore[attr-defined]
+        sids.append(c["service_request_id"])
+    params = {"service_request_id": ",".join(sids), "page_size": "2"}
+    p1 = (await intake.client.get(f"{BASE}/requests.json", params=params | {"page": "1"})).json()
+    p2 = (await intake.client.get(f"{BASE}/requests.json", params=params | {"page": "2"})).json()
+    p3 = (await intake.client.get(f"{BASE}/requests.json", params=params | {"page": "3"})).json()
+    assert [r["service_request_id"] for r in p1 + p2] == sids[::-1] and p3 == []
+    assert len(p1) == 2 and len(p2) == 1
+    for bad in ({"page": "0"}, {"page_size": "1001"}, {"page": "abc"}, {"page_size": "-1"}):
+        r = await intake.client.get(f"{BASE}/requests.json", params=bad)
+        assert r.status_code == 400 and r.json()[0]["code"] == 400, (bad, r.text)
+    x = await intake.client.get(f"{BASE}/requests.xml", params={"page_size": "x"})
+    assert x.status_code == 400 and ET.fromstring(x.content).find("error/code").text == "400"  # type: ignore[union-attr]
+
+
+async def test_path_and_query_problems_are_spec_errors_never_422(intake: Intake) -> None:
+    for path in (
+        "/open311/v2/abc/services.json",
+        f"{BASE}/services.{'x' * 20}",
+        f"{BASE}/services/{'9' * 100}.json",
+        f"{BASE}/requests/{'N' * 100}.json",
+        f"{BASE}/requests/%00.json",
+        f"{BASE}/tokens/{'t' * 100}.json",
+    ):
+        r = await intake.client.get(path)
+        assert r.status_code == 404 and isinstance(r.json(), list) and r.json()[0]["code"] == 404, (path, r.text)
+    r = await intake.client.get(f"{BASE}/requests.json", params={"service_code": "a\x00b"})
+    assert r.status_code == 400 and r.json()[0]["code"] == 400
+
+
+async def test_media_url_is_queued_and_published(intake: Intake) -> None:
+    photo = f"https://fms.example.org/photo/{uuid.uuid4().hex}.jpeg"
+    r = await intake.client.post(
+        f"{BASE}/requests.json",
+        data={
+            "api_key": OPEN311_KEY,
+            "service_code": "200102",
+            "lat": "30.28",
+            "long": "120.12",
+            "description": "路面坑洼，附照片",
+            "media_url": photo,
+        },
+    )
+    assert r.status_code == 200, r.text
+    sid = r.json()[0]["service_request_id"]
+    one = (await intake.client.get(f"{BASE}/requests/{sid}.json")).json()[0]
+    assert one["media_url"] == photo
+    listed = (await intake.client.get(f"{BASE}/requests.json", params={"service_request_id": sid})).json()
+    assert listed[0]["media_url"] == photo
+    staff = (
+        await intake.client.get(f"/v1/tenants/{TENANT}/tickets/{sid}/attachments", headers=intake.staff("platform"))
+    ).json()
+    assert [a["state"] for a in staff] == ["pending"]  # fetched later by the worker, like 12345 attachments
+    r = await post(intake, media_url="http://insecure.example/x.jpg", description="不安全的图片地址")
+    assert r.status_code == 400 and "https" in r.json()[0]["description"]  # type: ignore[attr-defined]
+
+
+async def test_post_servicerequestupdates(intake: Intake) -> None:
+    (created,) = (await post(intake, description="垃圾桶满溢无人清理")).json()  # type: ignore[attr-defined]
+    sid = created["service_request_id"]
+    upd = {
+        "api_key": OPEN311_KEY,
+        "jurisdiction_id": "",
+        "service_request_id": sid,
+        "update_id": f"fms-{uuid.uuid4().hex[:8]}",
+        "updated_datetime": datetime.now(UTC).isoformat(),
+        "status": "OPEN",
+        "description": "今天又满了，气味很大",
+        "first_name": "小红",
+        "phone": "13800138999",
+    }
+    r = await intake.client.post(f"{BASE}/servicerequestupdates.xml", data=upd)
+    assert r.status_code == 200, r.text
+    root = ET.fromstring(r.content)
+    assert root.tag == "service_request_updates" and root.find("request_update/update_id").text  # type: ignore[union-attr]
+    history = (
+        await intake.client.get(f"/v1/tenants/{TENANT}/tickets/{sid}/history", headers=intake.staff("platform"))
+    ).json()
+    last = history[-1]
+    assert last["action"] == "citizen_update" and last["to_status"] == "received" and "今天又满了" in last["note"]
+    assert "13800138999" not in str(history) and "小红" not in str(history)
+    ticket = (await intake.client.get(f"/v1/tenants/{TENANT}/tickets/{sid}", headers=intake.staff("platform"))).json()
+    assert ticket["status"] == "received"  # the citizen's status never moves the ticket
+    # The feed FMS polls does not echo its own comments back.
+    feed_ = (await intake.client.get(f"{BASE}/servicerequestupdates.json", params={"api_key": OPEN311_KEY})).json()
+    assert [u for u in feed_ if u["service_request_id"] == sid and "今天又满了" in (u["description"] or "")] == []
+    # FMS's own rules: a duplicate update_id is 400 "already exists"; required fields; api_key; ownership.
+    r = await intake.client.post(f"{BASE}/servicerequestupdates.json", data=upd)
+    assert r.status_code == 400 and "already exists" in r.json()[0]["description"]
+    r = await intake.client.post(f"{BASE}/servicerequestupdates.json", data=upd | {"description": ""})
+    assert r.status_code == 400 and "description" in r.json()[0]["description"]
+    r = await intake.client.post(f"{BASE}/servicerequestupdates.json", data=upd | {"api_key": "nope"})
+    assert r.status_code == 403
+    r = await intake.client.post(
+        f"{BASE}/servicerequestupdates.json", data=upd | {"service_request_id": "NOPE", "update_id": "u-404"}
+    )
+    assert r.status_code == 404
+    hotline_ticket = await intake.report()  # not created through this Open311 client
+    r = await intake.client.post(
+        f"{BASE}/servicerequestupdates.json",
+        data=upd | {"service_request_id": hotline_ticket["ticket_no"], "update_id": "u-other"},
+    )
+    assert r.status_code == 404
+    r = await intake.client.post(
+        f"{BASE}/servicerequestupdates.json", data=upd | {"update_id": "u-bad-date", "updated_datetime": "yesterday"}
+    )
+    assert r.status_code == 400

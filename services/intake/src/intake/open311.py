@@ -5,7 +5,13 @@ top-level JSON arrays, errors as a list ``[{code, description}]`` with 400/403/4
 (the integration's secret, sent in the form) required only on POST, empty parameters treated as
 absent, W3C datetimes with a zone. Our lifecycle maps onto ``open``/``closed`` with the Chinese
 status and the latest step as ``status_notes``; ``expected_datetime`` is the SLA deadline.
-FixMyStreet's ``GET servicerequestupdates`` extension serves the 流转记录 as updates.
+FixMyStreet's ``servicerequestupdates`` extension: ``GET`` serves the 流转记录 as updates; ``POST``
+takes a citizen's update to a request the same client created (a history note, never a state change:
+the lifecycle is the platform's; a duplicate ``update_id`` is 400 "already exists", as FMS does).
+``media_url`` on POST requests and updates is fetched later like a 12345 attachment
+(:mod:`intake.attachments`) and published back as the request's ``media_url``. ``GET requests``
+pages with ``page`` (from 1) and ``page_size`` (≤ 1000, default 1000: the spec's cap), the
+Chicago/Austin extension, newest first.
 
 Requests are ``realtime`` (the 工单编号 is returned at once), so no token is ever issued and
 ``GET tokens/{token}`` is always 404, as the spec says for an unknown token.
@@ -25,6 +31,8 @@ from xml.etree import ElementTree as ET
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridline_boot.http import ApiError
 from gridline_contracts.intake import OrderOrigin, ReporterRef
@@ -32,15 +40,20 @@ from gridline_contracts.intake import OrderOrigin, ReporterRef
 from . import domain, store
 from .access import DepsDep
 from .api import admit, new_query_code, seal_contact
+from .attachments import queue_urls
 from .auth import Integration
 from .deps import Deps
-from .inputs import TenantPath
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 CLOSED = {"closed", "archived", "direct_closed", "rejected"}
 MAX_WINDOW = timedelta(days=90)
 MAX_REQUESTS = 1000
-FmtPath = Annotated[str, Path(max_length=8)]
+MAX_MEDIA_URLS = 9
+CITIZEN_UPDATE = "citizen_update"  # the history action of an update POSTed by an Open311 client
+# Path values are checked in the handlers, so that a bad one is a spec error list, not a 422.
+FmtPath = Annotated[str, Path()]
+TenantPath = Annotated[str, Path(description="jurisdiction: the tenant's 6-digit code")]
+IdPath = Annotated[str, Path()]
 
 
 def load_catalogue(path: FsPath | None) -> list[dict[str, str]]:
@@ -58,10 +71,17 @@ class Open311Error(Exception):
         self.code = code or status
 
 
-def _fmt(fmt: str) -> str:
+def _fmt(fmt: str, tenant: str | None = None) -> str:
     if fmt not in ("json", "xml"):
-        raise Open311Error(404, f"unsupported format: {fmt}")
+        raise Open311Error(404, f"unsupported format: {fmt[:16]}")
+    if tenant is not None and not (len(tenant) == 6 and tenant.isascii() and tenant.isdigit()):
+        raise Open311Error(404, "jurisdiction not found")
     return fmt
+
+
+def _id(v: str) -> str:
+    """A path id that can be looked up (PostgreSQL text cannot hold NUL; ours are short)."""
+    return v if len(v) <= 64 and "\x00" not in v else ""
 
 
 def _xml_value(parent: ET.Element, key: str, value: Any) -> None:
@@ -118,7 +138,44 @@ def _parse_dt(name: str, v: str | None) -> datetime | None:
 
 
 def _csv(v: str | None) -> list[str]:
+    if v and "\x00" in v:
+        raise Open311Error(400, "parameters must not contain NUL")
     return [x.strip() for x in (v or "").split(",") if x.strip()]
+
+
+def _int(name: str, v: str | None, default: int, lo: int, hi: int) -> int:
+    if not v:
+        return default
+    if not v.isdigit() or not lo <= int(v) <= hi:
+        raise Open311Error(400, f"{name} must be an integer from {lo} to {hi}")
+    return int(v)
+
+
+def _media_urls(values: Sequence[str]) -> list[str]:
+    urls = [u for u in values if u]
+    if len(urls) > MAX_MEDIA_URLS:
+        raise Open311Error(400, f"at most {MAX_MEDIA_URLS} media_url values")
+    for u in urls:
+        if not u.startswith("https://") or len(u) > 1000 or "\x00" in u:
+            raise Open311Error(400, "media_url must be an https URL")
+    return urls
+
+
+async def _media(s: AsyncSession, rows: Sequence[Any]) -> dict[uuid.UUID, str]:
+    """The first media_url a client gave for each Open311 request (the public photo it posted)."""
+    ids = [r.id for r in rows if r.channel == "open311"]
+    if not ids:
+        return {}
+    a = store.attachment
+    got = await s.execute(
+        select(a.c.ticket_id, a.c.source_url)
+        .where(a.c.ticket_id.in_(ids), a.c.purpose == "report", a.c.source_url.isnot(None))
+        .order_by(a.c.created_at, a.c.id)
+    )
+    out: dict[uuid.UUID, str] = {}
+    for tid, url in got.all():
+        out.setdefault(tid, url)
+    return out
 
 
 def _key(deps: Deps, tenant: str, api_key: str | None) -> Integration:
@@ -132,7 +189,7 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
     router = APIRouter(prefix="/open311/v2/{tenant}", tags=["open311"])
     services = {s["service_code"]: s for s in catalogue}
 
-    def request_out(r: Any, notes: str | None = None) -> dict[str, Any]:
+    def request_out(r: Any, notes: str | None = None, media_url: str | None = None) -> dict[str, Any]:
         status = "closed" if r.status in CLOSED else "open"
         service = services.get(r.category_code, {})
         loc = r.location or {}
@@ -154,7 +211,7 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
             "zipcode": None,
             "lat": round(loc["lat"], 5) if loc else None,
             "long": round(loc["lon"], 5) if loc else None,
-            "media_url": None,
+            "media_url": media_url if public else None,
         }
 
     def public_rows() -> Any:
@@ -168,7 +225,7 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
     async def discovery(tenant: TenantPath, fmt: FmtPath, request: Request) -> Response:
         """Open311 service discovery."""
         try:
-            f = _fmt(fmt)
+            f = _fmt(fmt, tenant)
         except Open311Error as e:
             return error_response("json", e)
         body = {
@@ -191,7 +248,7 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
     async def list_services(tenant: TenantPath, fmt: FmtPath) -> Response:
         """Service list, from the category catalogue."""
         try:
-            f = _fmt(fmt)
+            f = _fmt(fmt, tenant)
         except Open311Error as e:
             return error_response("json", e)
         body = [
@@ -209,14 +266,12 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
         return render(f, "services", "service", body)
 
     @router.get("/services/{service_code}.{fmt}")
-    async def service_definition(
-        tenant: TenantPath, fmt: FmtPath, service_code: Annotated[str, Path(max_length=32)]
-    ) -> Response:
+    async def service_definition(tenant: TenantPath, fmt: FmtPath, service_code: IdPath) -> Response:
         """Service definition (no extra attributes: every service has ``metadata=false``)."""
         try:
-            f = _fmt(fmt)
+            f = _fmt(fmt, tenant)
             if service_code not in services:
-                raise Open311Error(404, f"service_code {service_code} not found")
+                raise Open311Error(404, f"service_code {service_code[:32]} not found")
         except Open311Error as e:
             return error_response(fmt, e)
         return render(f, "service_definition", None, {"service_code": service_code, "attributes": []})
@@ -225,13 +280,14 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
     async def post_request(tenant: TenantPath, fmt: FmtPath, request: Request, deps: DepsDep) -> Response:
         """Create a service request (form-encoded; ``api_key`` required)."""
         try:
-            f = _fmt(fmt)
+            f = _fmt(fmt, tenant)
             try:
                 form = await request.form()
             except Exception as exc:  # malformed form bodies: Starlette raises several types
                 raise Open311Error(400, "body must be application/x-www-form-urlencoded") from exc
             v = {k: str(x) for k, x in form.items() if isinstance(x, str) and x != "" and "\x00" not in x}
             integration = _key(deps, tenant, v.get("api_key"))
+            media = _media_urls([str(x) for x in form.getlist("media_url") if isinstance(x, str)])
             code = v.get("service_code")
             if not code:
                 raise Open311Error(400, "service_code is required")
@@ -278,6 +334,7 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
                 t = await admit(
                     s, report, contact, new_query_code(), now, getattr(request.state, "correlation_id", None)
                 )
+                await queue_urls(s, tenant=tenant, ticket_id=t.id, urls=media, now=now)
             deps.metrics_received("open311")
             body = [
                 {
@@ -300,10 +357,15 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
         start_date: str | None = None,
         end_date: str | None = None,
         status: str | None = None,
+        page: str | None = None,
+        page_size: str | None = None,
     ) -> Response:
-        """Requests with every filter of the spec; ``service_request_id`` overrides all the others."""
+        """Requests with every filter of the spec; ``service_request_id`` overrides all the others.
+        Paging (extension): ``page`` from 1, ``page_size`` up to 1000, newest first."""
         try:
-            f = _fmt(fmt)
+            f = _fmt(fmt, tenant)
+            size = _int("page_size", page_size, MAX_REQUESTS, 1, MAX_REQUESTS)
+            offset = (_int("page", page, 1, 1, 1_000_000) - 1) * size
             t = store.ticket
             stmt = public_rows().where(t.c.tenant == tenant)
             ids = _csv(service_request_id)
@@ -327,34 +389,37 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
                 elif wanted == {"closed"}:
                     stmt = stmt.where(t.c.status.in_(CLOSED))
             async with deps.sessions() as s:
-                rows = (await s.execute(stmt.order_by(t.c.received_at.desc()).limit(MAX_REQUESTS))).all()
-            return render(f, "service_requests", "request", [request_out(r) for r in rows])
+                stmt = stmt.order_by(t.c.received_at.desc(), t.c.id.desc()).limit(size).offset(offset)
+                rows = (await s.execute(stmt)).all()
+                media = await _media(s, rows)
+            body = [request_out(r, media_url=media.get(r.id)) for r in rows]
+            return render(f, "service_requests", "request", body)
         except Open311Error as e:
             return error_response(fmt, e)
 
     @router.get("/requests/{service_request_id}.{fmt}")
-    async def get_request(
-        tenant: TenantPath, fmt: FmtPath, deps: DepsDep, service_request_id: Annotated[str, Path(max_length=64)]
-    ) -> Response:
+    async def get_request(tenant: TenantPath, fmt: FmtPath, deps: DepsDep, service_request_id: IdPath) -> Response:
         """One request (still an array of one in JSON), with its latest step as status notes."""
         try:
-            f = _fmt(fmt)
+            f = _fmt(fmt, tenant)
             t = store.ticket
             async with deps.sessions() as s:
                 row = (
-                    await s.execute(public_rows().where(t.c.tenant == tenant, t.c.ticket_no == service_request_id))
+                    await s.execute(public_rows().where(t.c.tenant == tenant, t.c.ticket_no == _id(service_request_id)))
                 ).first()
                 steps = await store.history(s, row.id) if row else []
+                media = await _media(s, [row]) if row else {}
             if row is None:
-                raise Open311Error(404, f"service_request_id {service_request_id} not found")
-            return render(f, "service_requests", "request", [request_out(row, steps[-1].note if steps else None)])
+                raise Open311Error(404, f"service_request_id {service_request_id[:64]} not found")
+            out = request_out(row, steps[-1].note if steps else None, media.get(row.id))
+            return render(f, "service_requests", "request", [out])
         except Open311Error as e:
             return error_response(fmt, e)
 
     @router.get("/tokens/{token}.{fmt}")
-    async def get_token(tenant: TenantPath, fmt: FmtPath, token: Annotated[str, Path(max_length=64)]) -> Response:
+    async def get_token(tenant: TenantPath, fmt: FmtPath, token: IdPath) -> Response:
         """Tokens are never issued (every service is realtime): always 404."""
-        return error_response(fmt, Open311Error(404, f"token {token} not found"))
+        return error_response(fmt, Open311Error(404, f"token {token[:64]} not found"))
 
     @router.get("/servicerequestupdates.{fmt}")
     async def updates(
@@ -367,7 +432,7 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
     ) -> Response:
         """FixMyStreet's extension: every lifecycle step in the window as a request update."""
         try:
-            f = _fmt(fmt)
+            f = _fmt(fmt, tenant)
             _key(deps, tenant, api_key)
             end = _parse_dt("end_date", end_date) or datetime.now(UTC)
             start = _parse_dt("start_date", start_date) or end - timedelta(days=1)
@@ -378,7 +443,7 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
             stmt = (
                 select(h.c.id, h.c.at, h.c.to_status, h.c.note, sub.c.ticket_no)
                 .join(sub, sub.c.id == h.c.ticket_id)
-                .where(sub.c.tenant == tenant, h.c.at >= start, h.c.at <= end)
+                .where(sub.c.tenant == tenant, h.c.at >= start, h.c.at <= end, h.c.action != CITIZEN_UPDATE)
                 .order_by(h.c.id)
                 .limit(MAX_REQUESTS)
             )
@@ -397,6 +462,65 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
                 for r in rows
             ]
             return render(f, "service_request_updates", "request_update", body)
+        except Open311Error as e:
+            return error_response(fmt, e)
+
+    @router.post("/servicerequestupdates.{fmt}")
+    async def post_update(tenant: TenantPath, fmt: FmtPath, request: Request, deps: DepsDep) -> Response:
+        """FixMyStreet's extension: a citizen's update (comment, photos) to a request this client created.
+
+        Required: ``api_key``, ``service_request_id``, ``update_id`` (the client's), ``updated_datetime``,
+        ``status``, ``description``. Recorded as a 流转记录 note; the status is the citizen's view and
+        never moves the ticket. Answer: our ``update_id``.
+        """
+        try:
+            f = _fmt(fmt, tenant)
+            try:
+                form = await request.form()
+            except Exception as exc:  # malformed form bodies: Starlette raises several types
+                raise Open311Error(400, "body must be application/x-www-form-urlencoded") from exc
+            v = {k: str(x) for k, x in form.items() if isinstance(x, str) and x != "" and "\x00" not in x}
+            integration = _key(deps, tenant, v.get("api_key"))
+            for name in ("service_request_id", "update_id", "updated_datetime", "status", "description"):
+                if not v.get(name):
+                    raise Open311Error(400, f"{name} is required")
+            _parse_dt("updated_datetime", v["updated_datetime"])
+            if len(v["update_id"]) > 64 or len(v["status"]) > 40:
+                raise Open311Error(400, "update_id or status too long")
+            if not 1 <= len(v["description"]) <= 4000:
+                raise Open311Error(400, "description must be 1 to 4000 characters")
+            media = _media_urls([str(x) for x in form.getlist("media_url") if isinstance(x, str)])
+            key = f"open311-update:{integration.id}:{v['update_id']}"
+            h = store.ticket_history
+            try:
+                async with deps.sessions() as s, s.begin():
+                    t = await store.find_ticket(s, tenant, v["service_request_id"][:64], for_update=True)
+                    if t is None or t.source != integration.id:
+                        raise Open311Error(404, f"service_request_id {v['service_request_id']} not found")
+                    if await store.get_idempotent(s, tenant, key) is not None:
+                        raise Open311Error(400, f"update_id {v['update_id']} already exists")
+                    note = f"市民补充（{integration.id} 更新 {v['update_id']}，状态 {v['status']}）：{v['description']}"
+                    hid = (
+                        await s.execute(
+                            h.insert()
+                            .values(
+                                ticket_id=t.id,
+                                at=datetime.now(UTC),
+                                action=CITIZEN_UPDATE,
+                                from_status=t.status.value,
+                                to_status=t.status.value,
+                                actor=f"integration:{integration.id}",
+                                actor_role="citizen",
+                                note=note,
+                            )
+                            .returning(h.c.id)
+                        )
+                    ).scalar_one()
+                    await queue_urls(s, tenant=tenant, ticket_id=t.id, urls=media, now=datetime.now(UTC))
+                    await store.put_idempotent(s, tenant, key, "", 200, {"update_id": str(hid)})
+            except IntegrityError as exc:  # the same update_id raced itself
+                raise Open311Error(400, f"update_id {v['update_id']} already exists") from exc
+            return render(f, "service_request_updates", "request_update", [{"update_id": str(hid)}])
         except Open311Error as e:
             return error_response(fmt, e)
 
