@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_contracts.envelope import Envelope
 from gridline_messaging import outbox
-from gridline_messaging.consumer import is_infrastructure_error
+from gridline_messaging.outage import is_infrastructure_error
 from gridline_pii import Keyring
 
 from . import channels, domain, metrics, receipts, store
