@@ -23,10 +23,13 @@ from .harness import Load, Report, assert_exactly_once, wait_final
 SERVICES = ("intake", "routing", "escalation", "notify")
 
 
-def run_load(fs: FaultStack, tag: str, fault: Callable[[], None]) -> tuple[list[Report], float]:
+def run_load(
+    fs: FaultStack, tag: str, fault: Callable[[], None], *, min_accepted: float = 0.3
+) -> tuple[list[Report], float]:
     """Load for SECONDS with `fault()` started half-way in its own thread (the load goes on while
     it lasts); returns the accepted reports and the moment the fault was over, from which recovery
-    is timed."""
+    is timed. At least `min_accepted` of the offered reports must have been accepted, so that a
+    scenario cannot pass on an empty run."""
     load = Load(fs.services.procs["intake"].url, RATE, tag).start()
     time.sleep(SECONDS / 2)
     started = time.monotonic()
@@ -37,7 +40,7 @@ def run_load(fs: FaultStack, tag: str, fault: Callable[[], None]) -> tuple[list[
     over = time.monotonic()
     reports = load.stop()
     assert load.abandoned == 0, f"{load.abandoned} reports never accepted"
-    assert len(reports) >= RATE * SECONDS * 0.3, f"only {len(reports)} reports accepted"
+    assert len(reports) >= RATE * SECONDS * min_accepted, f"only {len(reports)} reports accepted"
     print(
         f"\n{tag}: fault lasted {over - started:.1f}s; {len(reports)} reports accepted, {load.retries} client retries"
     )
@@ -143,14 +146,6 @@ def test_poison_messages_are_dead_lettered_and_the_pipeline_carries_on(faults: F
 
 
 # Last on purpose: when it fails, the consumers it leaves stuck would fail every later test too.
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known gap, not yet fixed: consumers now retry a PostgreSQL crash as an outage (no more dead "
-        "letters), but in a 26-report run 2 tickets got no SLA clock within 90 s and SMS claimed during the "
-        "crash stay 'ambiguous' until notify's 120 s settlement grace has passed"
-    ),
-)
 def test_postgres_crash_and_restart(faults: FaultStack) -> None:
     def crash_and_restart() -> None:
         devstack.kill_postgres(faults.pg)  # SIGKILL to the whole cluster: crash recovery on start
@@ -158,7 +153,9 @@ def test_postgres_crash_and_restart(faults: FaultStack) -> None:
         faults.pg = devstack.restart_postgres(faults.pg)
 
     tag = uid("postgres")
-    reports, since = run_load(faults, tag, crash_and_restart)
+    # intake cannot accept anything while its database is down (clients get 503 and retry), so
+    # fewer reports get through than in the other scenarios.
+    reports, since = run_load(faults, tag, crash_and_restart, min_accepted=0.15)
     settle(faults, reports, tag, since)
     faults.services.wait_ready(tuple(SERVICES), timeout=RECOVERY_S)
 
