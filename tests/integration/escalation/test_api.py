@@ -342,3 +342,57 @@ async def test_rankings_by_street_community_and_sponsor(
         f"/v1/tenants/{tenant}/rankings", params={"day": "2026-10-12", "level": "street", "format": "csv"}
     )
     assert "330112001" in csv_r.text and "rankings-330112-street-month" in csv_r.headers["content-disposition"]
+
+
+async def test_escalations_own_policy_table_picks_the_policy_at_dispatch(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A (category, *, complaint) rule overrides routing's key for complaints only; versions are kept."""
+    from gridline_contracts.intake import TicketReceivedV1
+
+    tenant = "330113"
+    url = f"/v1/tenants/{tenant}/sla-rules"
+    bad = await api.post(url, json={"category_code": "0102", "priority": "asap", "policy_key": "standard-5wd"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_sla_rule"
+    unknown = await api.post(url, json={"category_code": "0102", "policy_key": "nope"})
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_policy"
+    r1 = await api.post(url, json={"category_code": "0102", "demand_type": "complaint", "policy_key": "consult-3wd"})
+    r2 = await api.post(url, json={"category_code": "0102", "demand_type": "complaint", "policy_key": "complaint-5wd"})
+    assert (r1.status_code, r1.json()["version"], r2.json()["version"]) == (201, 1, 2)
+    assert [r["policy_key"] for r in (await api.get(url)).json()] == ["complaint-5wd"]
+    assert len((await api.get(url, params={"history": "true"})).json()) == 2
+
+    esc = Escalation(timezone="Asia/Shanghai")
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    keys = {}
+    for demand in ("complaint", "consult"):
+        tid = uuid.uuid4()
+        received = TicketReceivedV1(
+            ticket_id=tid,
+            ticket_no=f"GL-IT-RULE-{demand}",
+            channel="hotline",
+            category_code="0102",
+            demand_type=demand,  # type: ignore[arg-type]
+            description="噪音扰民",
+            reported_at=now,
+            received_at=now,
+            reporter=ReporterRef(),
+        )
+        dispatched = TicketDispatchedV1(
+            ticket_id=tid,
+            ticket_no=f"GL-IT-RULE-{demand}",
+            category_code="0102",
+            unit_code="U1",
+            sla_policy_key="standard-5wd",
+            dispatched_at=now,
+            reporter=ReporterRef(),
+        )
+        for data in (received, dispatched):
+            async with sessions() as s, s.begin():
+                env = Envelope(source="intake", tenant=tenant, subject=str(tid), correlation_id=str(tid), data=data)
+                await esc.handlers()[type(data)](s, env)
+        async with sessions() as s:
+            clock = await store.get_clock(s, tid)
+        assert clock is not None
+        keys[demand] = (clock.policy_key, clock.requested_policy_key)
+    assert keys == {"complaint": ("complaint-5wd", "standard-5wd"), "consult": ("standard-5wd", "standard-5wd")}

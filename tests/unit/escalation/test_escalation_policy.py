@@ -218,3 +218,28 @@ class TestValidation:
         assert Duration.working_hours(2).before(at(2026, 11, 23, 14, 30), CAL) == at(2026, 11, 23, 11)
         assert Duration.natural_hours(0).after(MONDAY_10, CAL) == MONDAY_10
         assert Duration.natural_hours(1.5).after(MONDAY_10, CAL) - MONDAY_10 == timedelta(minutes=90)
+
+
+def test_the_most_specific_sla_rule_wins_and_bad_rules_are_refused() -> None:
+    import pytest as _pytest
+
+    from escalation.policy import PolicyError, SlaRule, match_rule
+
+    rules = [
+        SlaRule("*", "*", "complaint", "complaint-5wd"),
+        SlaRule("0102", "*", "*", "standard-5wd"),
+        SlaRule("0102", "*", "complaint", "consult-3wd"),
+        SlaRule("0102", "urgent", "complaint", "urgent-1wd"),
+        SlaRule("0103", "*", "*", None),  # withdrawn
+    ]
+    pick = lambda c, p, d: r.policy_key if (r := match_rule(rules, c, p, d)) else None  # noqa: E731
+    assert pick("0102", "urgent", "complaint") == "urgent-1wd"
+    assert pick("0102", "normal", "complaint") == "consult-3wd"
+    assert pick("0102", "normal", "consult") == "standard-5wd"
+    assert pick("0999", "normal", "complaint") == "complaint-5wd"
+    assert pick("0102", "normal", None) == "standard-5wd"  # unknown demand type matches only *
+    assert pick("0103", "normal", "consult") is None
+    with _pytest.raises(PolicyError):
+        SlaRule("0102", "asap", "*", "standard-5wd")
+    with _pytest.raises(PolicyError):
+        SlaRule("0102", "*", "gossip", "standard-5wd")

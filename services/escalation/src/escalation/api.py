@@ -21,7 +21,7 @@ from . import rankings, store, supervision
 from .calendar import DEFAULT_WORKING_HOURS, CalendarGapError, WorkCalendar
 from .domain import Clock, ClockError
 from .handlers import Escalation
-from .policy import DEFAULT_POLICIES, PolicyError, SlaPolicy, UnknownPolicyError, lookup_policy
+from .policy import DEFAULT_POLICIES, PolicyError, SlaPolicy, SlaRule, UnknownPolicyError, lookup_policy
 
 
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -89,6 +89,13 @@ def _out(c: Clock) -> ClockOut:
         level=c.level,
         next_due_at=c.next_due_at,
     )
+
+
+class SlaRuleBody(BaseModel):
+    category_code: str = Field(min_length=1, max_length=32, description="a category code, or *")
+    priority: str = "*"
+    demand_type: str = "*"
+    policy_key: str | None
 
 
 class SponsorAreaBody(BaseModel):
@@ -188,6 +195,36 @@ def build_router() -> APIRouter:
             except IntegrityError:
                 raise ApiError(409, "policy_version_conflict", "该策略正被他人同时修改，请刷新后重试") from None
         return saved.to_dict()
+
+    @router.get("/sla-rules")
+    async def list_sla_rules(tenant: str, sessions: Sessions, history: bool = False) -> list[dict[str, Any]]:
+        """The tenant's policy table: (category, priority, demand type) → policy key, ``*`` = any.
+
+        The newest version of each rule (``history=true``: every version); most specific match wins."""
+        async with sessions() as s:
+            return [asdict(r) for r in await store.sla_rules(s, tenant, history=history)]
+
+    @router.post("/sla-rules", status_code=201)
+    async def save_sla_rule(tenant: str, body: SlaRuleBody, sessions: Sessions) -> dict[str, Any]:
+        """Save a rule as the next version of its key; ``policy_key: null`` withdraws it.
+
+        Validated: the codes, and that the policy exists (tenant's or built-in). Open tickets keep the
+        policy version they were armed with."""
+        try:
+            rule = SlaRule(body.category_code, body.priority, body.demand_type, body.policy_key)
+        except PolicyError as exc:
+            raise ApiError(422, "invalid_sla_rule", "时限规则无效，请检查类别、紧急程度和诉求类型", str(exc)) from None
+        async with sessions() as s, s.begin():
+            if rule.policy_key is not None:
+                try:
+                    lookup_policy(rule.policy_key, await store.tenant_policies(s, tenant))
+                except UnknownPolicyError:
+                    raise ApiError(422, "unknown_policy", f"时限策略 {rule.policy_key} 不存在，请先创建") from None
+            try:
+                saved = await store.add_sla_rule(s, tenant, rule)
+            except IntegrityError:
+                raise ApiError(409, "sla_rule_version_conflict", "该规则正被他人同时修改，请刷新后重试") from None
+        return asdict(saved)
 
     @router.get("/calendar/working-hours")
     async def get_working_hours(tenant: str, sessions: Sessions) -> Any:

@@ -48,7 +48,7 @@ from gridline_messaging.consumer import Handler
 from . import domain, firing, metrics, repeat, store, supervision
 from .calendar import CalendarGapError, WorkCalendar
 from .domain import Clock, ClockError, SlaEvent
-from .policy import DEFAULT_POLICIES, SlaPolicy, UnknownPolicyError, lookup_policy, resolve_policy
+from .policy import DEFAULT_POLICIES, SlaPolicy, UnknownPolicyError, lookup_policy, match_rule, resolve_policy
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class Escalation:
     async def on_ticket_received(self, session: AsyncSession, env: Envelope[Any]) -> None:
         """Where the report is, for the repeat-point list (reports without a place are not kept)."""
         e: TicketReceivedV1 = env.data
+        await store.record_demand_type(session, e.ticket_id, env.tenant, e.demand_type)
         key = repeat.place_key(e.location, e.address, e.area_code)
         if key is None:
             return
@@ -139,7 +140,7 @@ class Escalation:
         events: list[SlaEvent],
     ) -> None:
         round_no = max((c.round for c in existing), default=-1) + 1
-        policy = resolve_policy(e.sla_policy_key, e.priority, e.dispatched_at, cal, tenant_policies)
+        policy = await self._policy_for(session, env.tenant, e, cal, tenant_policies)
         now = datetime.now(UTC)
         sign_due_at = None
         armed: list[tuple[Clock, SlaPolicy]] = []
@@ -156,6 +157,24 @@ class Escalation:
             await store.insert_clock(session, c, plan_of(c, p, cal))
             events += more
         await self._publish(session, env, events)
+
+    async def _policy_for(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        e: TicketDispatchedV1,
+        cal: WorkCalendar,
+        tenant_policies: dict[str, SlaPolicy],
+    ) -> SlaPolicy:
+        """The tenant's own rule for (category, priority, demand type) if one fits, else routing's
+        ``sla_policy_key``; priority may shorten either, unless the rule names the priority itself."""
+        rules = await store.sla_rules(session, tenant)
+        rule = match_rule(rules, e.category_code, e.priority, await store.demand_type_of(session, e.ticket_id))
+        if rule is not None and rule.policy_key is not None:
+            if rule.priority != "*":
+                return lookup_policy(rule.policy_key, tenant_policies)
+            return resolve_policy(rule.policy_key, e.priority, e.dispatched_at, cal, tenant_policies)
+        return resolve_policy(e.sla_policy_key, e.priority, e.dispatched_at, cal, tenant_policies)
 
     async def on_ticket_signed(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketSignedV1 = env.data

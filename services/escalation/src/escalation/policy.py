@@ -505,3 +505,53 @@ def resolve_policy(
     if override.due_after(started_at, calendar) < base.due_after(started_at, calendar):
         return override
     return base
+
+
+# -- escalation's own policy table: (category, priority, demand type) → policy key -----------------
+
+ANY = "*"
+PRIORITIES = ("critical", "urgent", "normal")
+DEMAND_TYPES = ("consult", "help", "complaint", "report", "suggestion")
+
+
+@dataclass(frozen=True)
+class SlaRule:
+    """Which policy a ticket runs on, by category, priority and demand type (``*`` = any).
+
+    Tenant data, versioned per key: the newest version of each (category, priority, demand type)
+    counts, a version with ``policy_key`` None withdraws the rule. The clock still snapshots the
+    policy's (key, version) at dispatch, so editing a rule never changes open tickets.
+    """
+
+    category_code: str
+    priority: str
+    demand_type: str
+    policy_key: str | None
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.category_code.strip() or len(self.category_code) > 32:
+            raise PolicyError("category_code must be a category code or *")
+        if self.priority not in (ANY, *PRIORITIES):
+            raise PolicyError(f"priority must be one of {', '.join(PRIORITIES)} or *, got {self.priority!r}")
+        if self.demand_type not in (ANY, *DEMAND_TYPES):
+            raise PolicyError(f"demand_type must be one of {', '.join(DEMAND_TYPES)} or *, got {self.demand_type!r}")
+
+    @property
+    def specificity(self) -> tuple[int, int, int, int]:
+        """More named fields first; among equals the category, then the demand type, then priority."""
+        c, d, p = int(self.category_code != ANY), int(self.demand_type != ANY), int(self.priority != ANY)
+        return (c + d + p, c, d, p)
+
+
+def match_rule(rules: list[SlaRule], category: str, priority: str, demand_type: str | None) -> SlaRule | None:
+    """The most specific live rule that fits the ticket, or None (then routing's key applies)."""
+    fits = [
+        r
+        for r in rules
+        if r.policy_key is not None
+        and r.category_code in (ANY, category)
+        and r.priority in (ANY, priority)
+        and r.demand_type in (ANY, *((demand_type,) if demand_type else ()))
+    ]
+    return max(fits, key=lambda r: r.specificity, default=None)

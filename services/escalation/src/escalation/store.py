@@ -38,7 +38,7 @@ from gridline_messaging.tables import make_inbox_table, make_outbox_table
 
 from . import firing
 from .domain import Clock
-from .policy import SlaPolicy
+from .policy import SlaPolicy, SlaRule
 from .rankings import UnitCounts
 from .supervision import Supervision
 
@@ -157,6 +157,28 @@ working_hours = Table(
     metadata,
     Column("tenant", Text, primary_key=True),
     Column("windows", JSONB, nullable=False),
+)
+
+# escalation's own policy table (policy.SlaRule), versioned: the newest version of a key counts.
+sla_rule = Table(
+    "sla_rule",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("category_code", Text, primary_key=True),  # or *
+    Column("priority", Text, primary_key=True),  # or *
+    Column("demand_type", Text, primary_key=True),  # or *
+    Column("version", Integer, primary_key=True),
+    Column("policy_key", Text),  # None: the rule is withdrawn
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# What escalation keeps of a received report besides its place: the demand type (for sla_rule).
+ticket_intake = Table(
+    "ticket_intake",
+    metadata,
+    Column("ticket_id", Uuid, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("demand_type", Text),
 )
 
 # 包抓/包保: which sponsor unit answers for an area (a 社区's 12-digit code, a 街道's 9 digits, or one
@@ -692,3 +714,44 @@ async def sponsor_areas(session: AsyncSession, tenant: str) -> list[dict[str, An
         .order_by(sponsor_area.c.area_code)
     )
     return [dict(r) for r in rows.mappings()]
+
+
+async def sla_rules(session: AsyncSession, tenant: str, *, history: bool = False) -> list[SlaRule]:
+    """The newest version of each rule key (withdrawn ones included, policy_key None), or all versions."""
+    t = sla_rule.c
+    stmt = select(t.category_code, t.priority, t.demand_type, t.policy_key, t.version).where(t.tenant == tenant)
+    if history:
+        stmt = stmt.order_by(t.category_code, t.priority, t.demand_type, t.version)
+    else:
+        stmt = stmt.order_by(t.category_code, t.priority, t.demand_type, t.version.desc()).ext(
+            distinct_on(t.category_code, t.priority, t.demand_type)
+        )
+    return [SlaRule(**r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def add_sla_rule(session: AsyncSession, tenant: str, rule: SlaRule) -> SlaRule:
+    """Save as the next version of its key (two admins racing collide on the primary key → 409)."""
+    t = sla_rule.c
+    latest = await session.scalar(
+        select(func.max(t.version)).where(
+            t.tenant == tenant,
+            t.category_code == rule.category_code,
+            t.priority == rule.priority,
+            t.demand_type == rule.demand_type,
+        )
+    )
+    saved = dataclasses.replace(rule, version=(latest or 0) + 1)
+    await session.execute(insert(sla_rule).values(tenant=tenant, **dataclasses.asdict(saved)))
+    return saved
+
+
+async def record_demand_type(session: AsyncSession, ticket_id: uuid.UUID, tenant: str, demand_type: str | None) -> None:
+    stmt = insert(ticket_intake).values(ticket_id=ticket_id, tenant=tenant, demand_type=demand_type)
+    await session.execute(stmt.on_conflict_do_nothing())
+
+
+async def demand_type_of(session: AsyncSession, ticket_id: uuid.UUID) -> str | None:
+    value: str | None = await session.scalar(
+        select(ticket_intake.c.demand_type).where(ticket_intake.c.ticket_id == ticket_id)
+    )
+    return value

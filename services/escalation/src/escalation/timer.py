@@ -47,6 +47,17 @@ class Timer:
         for due in dues:
             metrics.TIMER_LAG.observe(max((committed_at - due).total_seconds(), 0.0))
 
+    async def gauge_loop(self) -> None:
+        """Refresh the gauges beside the firing loop, never inside it: their queries scan many clocks
+        and took seconds on a million armed ones, which the firing loop must not wait for."""
+        while not self._stopping.is_set():
+            try:
+                await self.gauges()
+            except Exception:
+                log.exception("gauge refresh failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=5)
+
     async def gauges(self) -> None:
         """Refresh the bounded gauges (per tenant) now and then, not per tick."""
         now = time.monotonic()
@@ -76,6 +87,14 @@ class Timer:
             metrics.UNIT_RATE.labels(tenant, unit, rate).set(value)
 
     async def run(self) -> None:
+        gauges = asyncio.create_task(self.gauge_loop())
+        try:
+            await self._fire_loop()
+        finally:
+            self._stopping.set()
+            await gauges
+
+    async def _fire_loop(self) -> None:
         while not self._stopping.is_set():
             n = 0
             try:
@@ -84,7 +103,6 @@ class Timer:
                 n = len(dues)
                 metrics.TICKS.inc(n)
                 self.observe(dues, datetime.now(UTC))
-                await self.gauges()
             except CalendarGapError as exc:
                 # The working calendar lacks a year (e.g. 2027 before the State Council notice is
                 # entered): alert and keep trying; never guess a deadline.

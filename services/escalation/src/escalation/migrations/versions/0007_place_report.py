@@ -1,4 +1,4 @@
-"""place_report (the repeat-point list) and sponsor_area (包抓 rankings)
+"""place_report (repeat points), sponsor_area (包抓 rankings), sla_rule + ticket_intake (policy table)
 
 Revision ID: 0007
 Revises: 0006
@@ -44,8 +44,33 @@ def upgrade() -> None:
         schema="escalation",
     )
 
+    op.create_table(
+        "sla_rule",
+        sa.Column("tenant", sa.Text(), nullable=False),
+        sa.Column("category_code", sa.Text(), nullable=False),
+        sa.Column("priority", sa.Text(), nullable=False),
+        sa.Column("demand_type", sa.Text(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("policy_key", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "tenant", "category_code", "priority", "demand_type", "version", name=op.f("pk_sla_rule")
+        ),
+        schema="escalation",
+    )
+    op.create_table(
+        "ticket_intake",
+        sa.Column("ticket_id", sa.Uuid(), nullable=False),
+        sa.Column("tenant", sa.Text(), nullable=False),
+        sa.Column("demand_type", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("ticket_id", name=op.f("pk_ticket_intake")),
+        schema="escalation",
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("ticket_intake", schema="escalation")
+    op.drop_table("sla_rule", schema="escalation")
     op.drop_table("sponsor_area", schema="escalation")
     op.drop_index("ix_place_report_key", table_name="place_report", schema="escalation")
     op.drop_table("place_report", schema="escalation")
