@@ -22,7 +22,7 @@ K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
 SERVICES = ("intake", "routing", "escalation", "notify")
 K8S_VERSION = "1.32.0"
-EXTERNAL_SECRETS = {"gridline-database", "intake-pii", "notify-pii"}  # prod: from the secret manager
+EXTERNAL_SECRETS = {"gridline-database", "intake-pii", "notify-pii", "gridline-staff-tokens"}  # prod: from the secret manager
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -150,6 +150,8 @@ def test_config_and_secret_references_resolve(overlay: tuple[str, list[dict[str,
         for s in ("intake-pii", "notify-pii"):
             for key in ("PII_KEY", "PII_TRANSIT_KEY"):
                 Keyring.from_spec(secrets[s]["stringData"][key])  # a well-formed key, or this raises
+        kid, _, secret = secrets["gridline-staff-tokens"]["stringData"]["STAFF_TOKEN_KEYS"].partition(":")
+        assert kid and len(secret) >= 32
     else:
         assert not secrets, "production secrets never live in the repository"
     assert all(o["metadata"].get("namespace") == "gridline" for o in objs if o["kind"] != "Namespace")

@@ -326,7 +326,7 @@ def test_docker_compose_accepts_the_file() -> None:
     cli = _compose_cli()
     if cli is None:
         pytest.skip("no docker compose CLI on this machine")
-    env = {**os.environ, "PII_KEY": "a" * 44, "PII_TRANSIT_KEY": "b" * 44}
+    env = {**os.environ, "PII_KEY": "a" * 44, "PII_TRANSIT_KEY": "b" * 44, "STAFF_TOKEN_KEYS": "k1:" + "c" * 32}
     result = subprocess.run(
         [*cli, "-f", str(COMPOSE_FILE), "--profile", "demo", "config", "--quiet"],
         cwd=ROOT,
