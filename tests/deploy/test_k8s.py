@@ -22,7 +22,8 @@ K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
 SERVICES = ("intake", "routing", "escalation", "notify")
 K8S_VERSION = "1.32.0"
-EXTERNAL_SECRETS = {"gridline-database", "intake-pii", "notify-pii", "gridline-staff-tokens"}  # prod: from the secret manager
+# prod: from the secret manager
+EXTERNAL_SECRETS = {"gridline-database", "intake-pii", "notify-pii", "gridline-staff-tokens"}
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
