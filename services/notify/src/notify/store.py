@@ -74,7 +74,7 @@ notification = Table(
     Column("replayed_attempts", Integer, nullable=False, server_default="0"),  # attempts before the last replay
     Column("delivered_at", DateTime(timezone=True)),
     # The recipient's next channels if this one definitely does not reach them (planning.Leg.as_json).
-    Column("fallback", JSONB),
+    Column("fallback", JSONB(none_as_null=True)),  # SQL NULL, not JSON null, when there is none
 )
 # The expiry sweep runs every few seconds: only rows still waiting for a receipt are indexed.
 Index("ix_notification_awaiting_receipt", notification.c.sent_at, postgresql_where=text("delivery = 'sent'"))
@@ -360,7 +360,8 @@ _FALL_BACK = text(
            n.fallback->0->>'recipient_hash', n.urgent, now(),
            CASE WHEN jsonb_array_length(n.fallback) > 1 THEN n.fallback - 0 END
       FROM notify.notification n
-     WHERE n.id = ANY(:ids) AND n.status = 'failed' AND jsonb_array_length(n.fallback) > 0
+     WHERE n.id = ANY(:ids) AND n.status = 'failed'
+       AND CASE WHEN jsonb_typeof(n.fallback) = 'array' THEN jsonb_array_length(n.fallback) > 0 ELSE false END
        AND n.last_code IS DISTINCT FROM 'unsettled'
     ON CONFLICT (dedupe_key) DO NOTHING
     """
