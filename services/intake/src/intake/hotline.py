@@ -140,7 +140,9 @@ def build_hotline_router() -> APIRouter:
                             **fields,
                         )
                         code = new_query_code()
-                        t = await admit(s, report, contact, code, now, cid, source_hash=digest)
+                        t = await admit(
+                            s, report, contact, code, now, cid, source_hash=digest, numbers=deps.ticket_numbers
+                        )
                         # Fetched later by the worker: a slow or dead file server never loses the order.
                         await queue_urls(s, tenant=p.tenant, ticket_id=t.id, urls=body.attachment_urls, now=now)
                         out = HotlineOrderOut(

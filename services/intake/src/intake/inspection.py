@@ -219,7 +219,9 @@ def build_inspection_router() -> APIRouter:
                 if await store.find_by_source(s, tenant, f"inspection:{batch}", row.finding_id) is not None:
                     report.existing += 1
                     continue
-                t = await admit(s, to_report(tenant, batch, row), None, new_query_code(), now, cid)
+                t = await admit(
+                    s, to_report(tenant, batch, row), None, new_query_code(), now, cid, numbers=deps.ticket_numbers
+                )
                 report.created.append({"finding_id": row.finding_id, "ticket_no": t.ticket_no, "ticket_id": str(t.id)})
         for _ in report.created:
             deps.metrics_received("inspection")

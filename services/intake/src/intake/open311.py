@@ -331,9 +331,8 @@ def build_open311_router(catalogue: Sequence[Mapping[str, str]]) -> APIRouter:
                 origin=OrderOrigin(integration=integration.id, external_id=f"open311:{uuid.uuid4()}"),
             )
             async with deps.sessions() as s, s.begin():
-                t = await admit(
-                    s, report, contact, new_query_code(), now, getattr(request.state, "correlation_id", None)
-                )
+                cid = getattr(request.state, "correlation_id", None)
+                t = await admit(s, report, contact, new_query_code(), now, cid, numbers=deps.ticket_numbers)
                 await queue_urls(s, tenant=tenant, ticket_id=t.id, urls=media, now=now)
             deps.metrics_received("open311")
             body = [
