@@ -11,6 +11,7 @@ from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
 
 from gridline_boot.http import ApiError
+from gridline_pii import lookup_hash
 
 from . import store
 from .auth import Principal, check_signed
@@ -133,3 +134,49 @@ async def caller(
 
 CallerDep = Annotated[Principal, Depends(caller)]
 SignedDep = Annotated[Principal, Depends(signed_integration)]
+
+
+def client_ip(request: Request, header: str | None) -> str:
+    """The submitter's address: the ingress's header when configured (it must overwrite, not append,
+    what the client sent), else the socket peer."""
+    if header:
+        value = request.headers.get(header, "").split(",")[0].strip()
+        if value:
+            return value[:64]
+    return request.client.host if request.client else "unknown"
+
+
+async def rate_limit_many(deps: Deps, limits: list[tuple[str, int]], window: timedelta, now: datetime) -> None:
+    """Several fixed-window counters in one statement (one round trip); 429 if any is over its limit."""
+    if not limits:
+        return
+    span = int(window.total_seconds())
+    start = datetime.fromtimestamp(int(now.timestamp()) // span * span, UTC)
+    c = store.rate_counter
+    async with deps.sessions() as s, s.begin():
+        stmt = insert(c).values([{"key": k, "window_start": start, "count": 1} for k, _ in limits])
+        stmt = stmt.on_conflict_do_update(index_elements=["key", "window_start"], set_={"count": c.c.count + 1})
+        counts: dict[str, int] = {k: n for k, n in (await s.execute(stmt.returning(c.c.key, c.c.count))).all()}
+        if random.random() < 0.01:
+            await s.execute(delete(c).where(c.c.window_start < start - window))
+    if any(counts.get(k, 0) > limit for k, limit in limits):
+        raise RateLimited(max(1, int((start + window - now).total_seconds()) + 1))
+
+
+async def limit_citizen(
+    deps: Deps, request: Request, *, phone_hash: str | None, openid: str | None, signed: bool, now: datetime
+) -> None:
+    """Citizen submissions: per phone and per openid always; per client IP when unsigned (a signed
+    mini-program backend is one address for all its users and has its own per-integration limit).
+    Keys are keyed hashes: no phone, openid or IP is stored in clear."""
+    key = deps.pii.hmac_key()
+    limits: list[tuple[str, int]] = []
+    if phone_hash:
+        limits.append((f"phone:{phone_hash}", deps.reports_per_phone_per_hour))
+    if openid:
+        limits.append((f"openid:{lookup_hash(openid, key)}", deps.reports_per_openid_per_hour))
+    if not signed:
+        limits.append(
+            (f"ip:{lookup_hash(client_ip(request, deps.client_ip_header), key)}", deps.reports_per_ip_per_hour)
+        )
+    await rate_limit_many(deps, limits, timedelta(hours=1), now)

@@ -8,7 +8,7 @@ import re
 import secrets
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -27,12 +27,11 @@ from gridline_messaging import outbox as outbox_mod
 from gridline_pii import InvalidPhone, caller_hash, lookup_hash, mask_phone, normalize_phone
 
 from . import domain, store
-from .access import DepsDep, rate_limit, signed_integration
+from .access import DepsDep, limit_citizen, signed_integration
 from .api_staff import _cursor, _parse_cursor
 from .deps import Deps
 from .inputs import Input, RefPath, TenantPath
 from .photos import Photo, read_photos, save_photos
-from .ticket_numbers import TicketNumbers
 
 TENANT_RE = re.compile(r"^\d{6}$")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -123,16 +122,10 @@ async def admit(
     correlation_id: str | None,
     *,
     source_hash: str | None = None,
-    numbers: TicketNumbers | None = None,
 ) -> domain.Ticket:
-    """A new ticket: sealed contact, 工单编号, ticket row, history and ``ticket.received``, in ``s``'s transaction.
-
-    ``numbers`` (the composition root's block allocator) keeps the tenant's counter row out of this
-    transaction; without it the number is taken inside it, which serialises a tenant's reports.
-    """
-    day = now.astimezone(SHANGHAI).date()
-    ticket_no = await numbers.next(report.tenant, day) if numbers else await store.next_ticket_no(s, report.tenant, day)
+    """A new ticket: sealed contact, 工单编号, ticket row, history and ``ticket.received``, in ``s``'s transaction."""
     rid = await store.insert_contact(s, tenant=report.tenant, **contact) if contact is not None else None
+    ticket_no = await store.next_ticket_no(s, report.tenant, now.astimezone(SHANGHAI).date())
     ticket, entry, events = domain.receive(report, ticket_id=uuid.uuid4(), ticket_no=ticket_no, now=now)
     bind(ticket_id=ticket.id, tenant=ticket.tenant)
     await store.insert_ticket(
@@ -177,7 +170,8 @@ def build_router() -> APIRouter:
 
         A mini-program backend may sign the request like any integration (`X-Api-Key`, `X-Timestamp`,
         `X-Nonce`, `X-Signature`): the ticket is then its own (it may read it back) and counts
-        against its rate limit. Unsigned submissions are accepted and limited per phone.
+        against its rate limit. Unsigned submissions are accepted and limited per phone, per openid and
+        per client IP (429 with Retry-After).
         """
         source = None
         if x_api_key:
@@ -226,15 +220,19 @@ def build_router() -> APIRouter:
             # Its own id for the report, so it can be told apart and read back (read_own).
             ref = idempotency_key or str(uuid.uuid4())
             report = replace(report, origin=OrderOrigin(integration=source, external_id=ref[:64]))
-        if contact is not None:
-            await rate_limit(
-                deps, f"phone:{contact['phone_hash']}", deps.reports_per_phone_per_hour, timedelta(hours=1), now
-            )
+        await limit_citizen(
+            deps,
+            request,
+            phone_hash=contact["phone_hash"] if contact else None,
+            openid=body.openid,
+            signed=source is not None,
+            now=now,
+        )
         query_code = new_query_code()
         try:
             async with deps.sessions() as s, s.begin():
                 cid = getattr(request.state, "correlation_id", None)
-                ticket = await admit(s, report, contact, query_code, now, cid, numbers=deps.ticket_numbers)
+                ticket = await admit(s, report, contact, query_code, now, cid)
                 if photos:
                     await save_photos(
                         s, deps.storage, tenant=ticket.tenant, ticket_id=ticket.id, purpose="report", photos=photos

@@ -12,7 +12,6 @@ from gridline_pii import Keyring
 from .auth import Integration, StaffTokens
 from .domain import Rules
 from .storage import LocalStorage, Storage
-from .ticket_numbers import TicketNumbers
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,10 @@ class Deps:
     rules: Rules = field(default_factory=Rules)
     max_skew: timedelta = timedelta(minutes=5)
     reports_per_phone_per_hour: int = 20
+    reports_per_openid_per_hour: int = 20
+    reports_per_ip_per_hour: int = 60  # unsigned submissions only
+    client_ip_header: str | None = None  # set by our ingress (X-Real-IP); unset: the socket peer
     storage: Storage = field(default_factory=lambda: LocalStorage(Path("var/intake-attachments")))
     max_photo_bytes: int = 5_000_000
     max_photos: int = 9
     max_upload_bytes: int = 45_100_000
-    ticket_numbers: TicketNumbers | None = None  # 工单编号 in blocks, outside the report's transaction

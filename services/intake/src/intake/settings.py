@@ -31,6 +31,12 @@ class IntakeSettings(ServiceSettings):
     signature_max_skew_s: int = Field(default=300, ge=10, le=3600)
     # Per-phone limit on citizen submissions (a fixed one-hour window).
     reports_per_phone_per_hour: int = Field(default=20, ge=1)
+    # Per-openid and (unsigned submissions only) per-client-IP limits, same window.
+    reports_per_openid_per_hour: int = Field(default=20, ge=1)
+    reports_per_ip_per_hour: int = Field(default=60, ge=1)
+    # The header our ingress sets to the client address (e.g. X-Real-IP; it must overwrite any value
+    # the client sent). Unset: the TCP peer, which behind a proxy is the proxy.
+    client_ip_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
     max_request_bytes: int = Field(default=1_000_000, ge=10_000)
     # Attachments (photos): checked by content, stored locally or in an S3-compatible bucket.
     storage_backend: Literal["local", "s3"] = "local"
