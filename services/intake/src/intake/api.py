@@ -32,6 +32,7 @@ from .api_staff import _cursor, _parse_cursor
 from .deps import Deps
 from .inputs import Input, RefPath, TenantPath
 from .photos import Photo, read_photos, save_photos
+from .ticket_numbers import TicketNumbers
 
 TENANT_RE = re.compile(r"^\d{6}$")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -122,10 +123,16 @@ async def admit(
     correlation_id: str | None,
     *,
     source_hash: str | None = None,
+    numbers: TicketNumbers | None = None,
 ) -> domain.Ticket:
-    """A new ticket: sealed contact, 工单编号, ticket row, history and ``ticket.received``, in ``s``'s transaction."""
+    """A new ticket: sealed contact, 工单编号, ticket row, history and ``ticket.received``, in ``s``'s transaction.
+
+    ``numbers`` (the composition root's block allocator) keeps the tenant's counter row out of this
+    transaction; without it the number is taken inside it, which serialises a tenant's reports.
+    """
+    day = now.astimezone(SHANGHAI).date()
+    ticket_no = await numbers.next(report.tenant, day) if numbers else await store.next_ticket_no(s, report.tenant, day)
     rid = await store.insert_contact(s, tenant=report.tenant, **contact) if contact is not None else None
-    ticket_no = await store.next_ticket_no(s, report.tenant, now.astimezone(SHANGHAI).date())
     ticket, entry, events = domain.receive(report, ticket_id=uuid.uuid4(), ticket_no=ticket_no, now=now)
     bind(ticket_id=ticket.id, tenant=ticket.tenant)
     await store.insert_ticket(
@@ -232,7 +239,7 @@ def build_router() -> APIRouter:
         try:
             async with deps.sessions() as s, s.begin():
                 cid = getattr(request.state, "correlation_id", None)
-                ticket = await admit(s, report, contact, query_code, now, cid)
+                ticket = await admit(s, report, contact, query_code, now, cid, numbers=deps.ticket_numbers)
                 if photos:
                     await save_photos(
                         s, deps.storage, tenant=ticket.tenant, ticket_id=ticket.id, purpose="report", photos=photos

@@ -43,6 +43,7 @@ from .inspection import build_inspection_router
 from .open311 import build_open311_router, load_catalogue
 from .settings import IntakeSettings
 from .storage import LocalStorage, S3Storage, Storage
+from .ticket_numbers import TicketNumbers
 
 HANDLERS: dict[type, Handler] = {
     DispatchAssignedV1: handlers.on_dispatch_assigned,
@@ -79,6 +80,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, schema=store.SCHEMA)
         sessions = session_factory(engine)
+        # Its own connection: a block is taken while a report's session may already hold one of the
+        # main pool's, so sharing that pool could leave every connection waiting for the allocator.
+        counter_engine = create_engine(settings.database_url, pool_size=1, schema=store.SCHEMA)
         runtime = MessagingRuntime(
             settings,
             engine=engine,
@@ -105,6 +109,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             max_photo_bytes=settings.max_photo_bytes,
             max_photos=settings.max_photos,
             max_upload_bytes=settings.max_upload_bytes,
+            ticket_numbers=TicketNumbers(counter_engine),
         )
         app.state.runtime = runtime
         await runtime.start()
@@ -120,6 +125,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 await stop_fetcher()
             await runtime.stop()
             await engine.dispose()
+            await counter_engine.dispose()
 
     app = FastAPI(title="Gridline intake", version="1", lifespan=lifespan)
     install_error_handlers(app)

@@ -12,6 +12,7 @@ from gridline_pii import Keyring
 from .auth import Integration, StaffTokens
 from .domain import Rules
 from .storage import LocalStorage, Storage
+from .ticket_numbers import TicketNumbers
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,4 @@ class Deps:
     max_photo_bytes: int = 5_000_000
     max_photos: int = 9
     max_upload_bytes: int = 45_100_000
+    ticket_numbers: TicketNumbers | None = None  # 工单编号 in blocks, outside the report's transaction
