@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -289,3 +290,107 @@ def test_cli_builds_both_fakes() -> None:
     assert args.fake == "wechat" and app.state.fake.templates == {"T1": ["thing1", "time2"]}
     app, _ = fakes_cli.build(["wecom", "--port", "1", "--app", "1000009:s3cret", "--user", "wangwu"])
     assert app.state.fake.apps == {1000009: "s3cret"} and "wangwu" in app.state.fake.users
+
+
+# --- the reference's documented examples (§3.2–3.4), byte for byte where it gives them -----------
+
+
+async def test_wechat_client_speaks_the_documented_request_and_reply_bodies() -> None:
+    """§3.2 stable_token and §3.3 subscribeMessage.send, answered with the documented bodies."""
+    seen: list[tuple[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((f"{request.method} {request.url.path}?{request.url.query.decode()}", json.loads(request.content)))
+        if request.url.path == "/cgi-bin/stable_token":
+            return httpx.Response(200, json={"access_token": "ACCESS_TOKEN", "expires_in": 7200})
+        return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
+
+    client = WechatSubscribeClient(
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)), appid="APPID", secret="SECRET"
+    )
+    documented = {
+        "touser": "OPENID",
+        "template_id": "TEMPLATE_ID",
+        "page": "pages/order/detail?id=5",
+        "miniprogram_state": "formal",
+        "lang": "zh_CN",
+        "data": {
+            "thing1": {"value": "道路积水请处理"},
+            "character_string2": {"value": "GD20250101001"},
+            "time3": {"value": "2025-01-02 15:01"},
+            "phrase4": {"value": "已超时"},
+        },
+    }
+    data = {k: v["value"] for k, v in documented["data"].items()}  # type: ignore[attr-defined]
+    msg = WechatMessage("OPENID", "TEMPLATE_ID", data, "pages/order/detail?id=5")
+    result = await client.send(msg)
+    assert (result.outcome, result.code) == ("sent", "0")
+    assert seen[0] == (
+        "POST /cgi-bin/stable_token?",
+        {"grant_type": "client_credential", "appid": "APPID", "secret": "SECRET"},
+    )
+    assert seen[1] == ("POST /cgi-bin/message/subscribe/send?access_token=ACCESS_TOKEN", documented)
+    # The documented refusal (§3.3) is classified by its errcode, rid and all.
+    refusal = {
+        "errcode": 47003,
+        "errmsg": "argument invalid! data.phrase3.value invalid rid: 6685f720-7f0962fc-0273704f",
+    }
+    assert fake_wechat._fits("phrase", "已超时") and not fake_wechat._fits("phrase", "overdue")
+    reply = httpx.Response(200, json=refusal)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return reply if "subscribe" in request.url.path else httpx.Response(200, json={"access_token": "T" * 40})
+
+    refused = await WechatSubscribeClient(
+        httpx.AsyncClient(transport=httpx.MockTransport(refuse)), appid="APPID", secret="SECRET"
+    ).send(msg)
+    assert (refused.outcome, refused.code, refused.fallback) == ("rejected", "47003", True)
+    assert "argument invalid! data.phrase3.value invalid" in refused.message
+
+
+async def test_wecom_client_speaks_the_documented_request_and_reply_bodies() -> None:
+    """§3.4 gettoken and message/send, answered with the documented bodies (invaliduser included)."""
+    seen: list[tuple[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        seen.append((f"{request.method} {request.url.path}?{request.url.query.decode()}", body))
+        if request.url.path == "/cgi-bin/gettoken":
+            return httpx.Response(
+                200, json={"errcode": 0, "errmsg": "ok", "access_token": "accesstoken000001", "expires_in": 7200}
+            )
+        return httpx.Response(
+            200,
+            json={
+                "errcode": 0,
+                "errmsg": "ok",
+                "invaliduser": "userid1|userid2",
+                "invalidparty": "",
+                "invalidtag": "",
+                "msgid": "xxxx",
+                "response_code": "xyzxyz",
+            },
+        )
+
+    client = WecomAppClient(
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)), corpid="ID", corpsecret="SECRET", agentid=1000002
+    )
+    text = "工单GD20250101001已超时4小时，已升级至二级处理人。"
+    ok = await client.send(WecomMessage("UserID3", "text", text))
+    assert (ok.outcome, ok.provider_message_id) == ("sent", "xxxx")
+    assert seen[0] == ("GET /cgi-bin/gettoken?corpid=ID&corpsecret=SECRET", None)
+    assert seen[1] == (
+        "POST /cgi-bin/message/send?access_token=accesstoken000001",
+        {
+            "touser": "UserID3",
+            "msgtype": "text",
+            "agentid": 1000002,
+            "text": {"content": text},
+            "safe": 0,
+            "enable_duplicate_check": 1,
+            "duplicate_check_interval": 1800,
+        },
+    )
+    # The same documented reply, but naming our recipient (WeCom lower-cases ids): nothing was sent.
+    invalid = await client.send(WecomMessage("UserID1", "text", text))
+    assert (invalid.outcome, invalid.code, invalid.fallback) == ("rejected", "invaliduser", True)
