@@ -9,6 +9,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from gridline_contracts.envelope import Envelope, EventData
 from gridline_contracts.escalation import SlaBreachedV1, SlaClockStartedV1
 from gridline_contracts.routing import (
@@ -17,7 +19,8 @@ from gridline_contracts.routing import (
     DispatchReturnReviewedV1,
     DispatchUnmergedV1,
 )
-from intake import handlers
+from gridline_pii import Keyring
+from intake import handlers, store
 
 from .conftest import OTHER_TENANT, TENANT, Intake
 
@@ -318,3 +321,36 @@ async def test_masked_for_units_and_hidden_for_whistleblowing(intake: Intake) ->
         for i in feed_items
     )
     assert a["ticket_no"] not in json.dumps(feed_items)
+
+
+async def test_notify_gets_what_it_needs_for_the_result_sms(intake: Intake) -> None:
+    """ticket.reply_reviewed (approved) and ticket.closed carry the approved reply, the channel and a
+    contact token that opens, with the transit key notify holds, to the reporter's phone."""
+    phone = f"138{uuid.uuid4().int % 10**8:08d}"
+    a = await intake.report(phone=phone)
+    await feed(intake, handlers.on_dispatch_assigned, assigned(a["ticket_id"]))
+    tid, unit, platform = a["ticket_id"], intake.staff("unit", UNIT), intake.staff("platform")
+    for action, who, body in (
+        ("sign", unit, {}),
+        ("reply", unit, {"text": "已清运垃圾，并安排每日巡查"}),
+        ("reply-review", platform, {"approved": True}),
+        ("callback", platform, {"satisfaction": "satisfied", "resolved": True}),
+    ):
+        r = await post(intake, tid, action, who, body)
+        assert r.status_code == 200, r.text
+    async with intake.sessions() as s:
+        rows = (
+            await s.execute(
+                select(store.outbox.c.headers, store.outbox.c.payload)
+                .where(store.outbox.c.key == tid)
+                .order_by(store.outbox.c.id)
+            )
+        ).all()
+    by_type = {dict(h)["ce_type"]: json.loads(p) for h, p in rows}
+    transit = Keyring.from_spec(intake.settings.pii_transit_key.get_secret_value())
+    for ce_type in ("cn.gridline.ticket.reply_reviewed.v1", "cn.gridline.ticket.closed.v1"):
+        e = by_type[ce_type]
+        assert e["reply"] == "已清运垃圾，并安排每日巡查" and e["channel"] == "citizen", ce_type
+        assert transit.open(e["reporter"]["contact_token"], "reporter-contact") == "+86" + phone  # E.164
+        assert phone not in json.dumps(e)  # never in clear on Kafka
+    assert "reporter" not in by_type["cn.gridline.ticket.replied.v1"]  # not yet approved: nothing to tell
