@@ -195,7 +195,7 @@ def run_sample(c: httpx.Client, s: stackmod.Stack, title: str, body: dict[str, A
 
     t = wait_for(settled) or {}
     routed_ms = (time.monotonic() - t0) * 1000
-    r = c.get(f"{routing}/v1/tenants/{TENANT}/tickets/{tid}/decisions")
+    r = c.get(f"{routing}/v1/tenants/{TENANT}/tickets/{tid}/decisions", headers=s.staff_headers(TENANT, "dispatcher"))
     decisions = r.json() if r.status_code == 200 else []
     clock = (
         wait_for(
