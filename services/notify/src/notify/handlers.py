@@ -61,7 +61,9 @@ class Handlers:
     ) -> None:
         now = datetime.now(UTC)
         limits: domain.TenantLimits | None = None
-        tenant_rules = await rules_store.rules_for(session, env.tenant, env.data.TYPE)
+        # Rules can re-route these requests, or add roles to an SLA event; nothing to do otherwise.
+        relevant = bool(requests) or isinstance(env.data, domain.SlaEvent)
+        tenant_rules = await rules_store.rules_for(session, env.tenant, env.data.TYPE) if relevant else {}
         requests = requests + self._added_roles(env, requests, tenant_rules)
         for req in requests:
             sealed, masked, status, error, phone_hash = await self._resolve(session, env.tenant, req.recipient)

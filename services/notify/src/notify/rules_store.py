@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Table, Text, delete, func, select
+from sqlalchemy import Column, DateTime, Table, Text, delete, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,19 +129,21 @@ async def put_pref(session: AsyncSession, tenant: str, kind: str, ref: str, chan
     )
 
 
+# One round trip on the consume path: the recipient's addresses, then (channel NULL) its preferences.
+_REACH = text(
+    """
+    SELECT channel, address_sealed, masked, NULL::jsonb AS channels
+      FROM notify.recipient_channel WHERE tenant = :tenant AND kind = :kind AND ref = :ref
+    UNION ALL
+    SELECT NULL, NULL, NULL, channels
+      FROM notify.recipient_pref WHERE tenant = :tenant AND kind = :kind AND ref = :ref
+    """
+)
+
+
 async def reach(session: AsyncSession, tenant: str, kind: str, ref: str) -> tuple[dict[str, Any], list[str]]:
     """A recipient's non-SMS addresses (channel → row) and preferred channel order."""
-    rows = await session.execute(
-        select(recipient_channel).where(
-            recipient_channel.c.tenant == tenant, recipient_channel.c.kind == kind, recipient_channel.c.ref == ref
-        )
-    )
-    addresses = {r.channel: r for r in rows}
-    pref = (
-        await session.execute(
-            select(recipient_pref.c.channels).where(
-                recipient_pref.c.tenant == tenant, recipient_pref.c.kind == kind, recipient_pref.c.ref == ref
-            )
-        )
-    ).scalar_one_or_none()
-    return addresses, list(pref or [])
+    rows = list(await session.execute(_REACH, {"tenant": tenant, "kind": kind, "ref": ref}))
+    addresses = {r.channel: r for r in rows if r.channel is not None}
+    pref = next((list(r.channels) for r in rows if r.channel is None), [])
+    return addresses, pref
