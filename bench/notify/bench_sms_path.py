@@ -15,6 +15,11 @@ after the other in the same run:
 
 The JSON has both rates and their ratio. Runs on whatever the machine has; the figures say nothing
 about another machine.
+
+``--pipelines N`` sets notify's ``SENDER_PIPELINES`` (batches in flight; the keep-alive pool is sized
+``concurrency × N``); ``--fake-workers N`` runs the fake as N uvicorn processes (both measurements
+hit the same ones); ``--profile FILE`` runs notify under cProfile (read with ``pstats``: sort by
+``tottime`` — cumulative times of coroutines include their waits).
 """
 
 from __future__ import annotations
@@ -182,9 +187,11 @@ async def drop(admin_url: str, db: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=5000)
-    ap.add_argument("--concurrency", type=int, default=100, help="requests in flight (= notify's batch)")
+    ap.add_argument("--concurrency", type=int, default=25, help="notify's SENDER_BATCH_MAX")
     ap.add_argument("--fake-workers", type=int, default=1, help="uvicorn worker processes for the fake")
+    ap.add_argument("--pipelines", type=int, default=2, help="notify's SENDER_PIPELINES (batches in flight)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/notify/results/sms_path.json")
+    ap.add_argument("--profile", type=Path, help="run notify under cProfile, stats to this file")
     args = ap.parse_args()
     kafka = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     admin_url = os.environ["DATABASE_URL"]
@@ -220,6 +227,8 @@ def main() -> None:
         "SMS_PROVIDER_BASE_URL": f"http://127.0.0.1:{fake_port}",
         "SMS_TIMEOUT_S": "10",
         "SENDER_BATCH_MAX": str(args.concurrency),
+        "SENDER_PIPELINES": str(args.pipelines),
+        "HTTP_MAX_CONNECTIONS": str(args.concurrency * args.pipelines),
         "SENDER_POLL_INTERVAL_S": "0.02",
         "CONSUMER_BATCH_MAX": "500",
         "DB_POOL_SIZE": "20",
@@ -234,10 +243,15 @@ def main() -> None:
         if migrated.returncode:
             raise RuntimeError(migrated.stderr.decode()[-2000:])
         wait_http(f"http://127.0.0.1:{fake_port}/_fake/faults", fake)
-        baseline = asyncio.run(bare_post(f"http://127.0.0.1:{fake_port}", args.messages, args.concurrency))
+        # As many requests in flight as notify can have (batch × pipelines), on the same fake.
+        in_flight = args.concurrency * args.pipelines
+        baseline = asyncio.run(bare_post(f"http://127.0.0.1:{fake_port}", args.messages, in_flight))
         print("bare_post", baseline, flush=True)
+        notify_cmd = [sys.executable, "-m", "notify", "run"]
+        if args.profile:
+            notify_cmd[1:1] = ["-m", "cProfile", "-o", str(args.profile)]
         notify = subprocess.Popen(
-            [sys.executable, "-m", "notify", "run"],
+            notify_cmd,
             env=notify_env,
             cwd=ROOT,
             stdout=open(logs / "notify.log", "ab"),  # noqa: SIM115
@@ -249,8 +263,12 @@ def main() -> None:
         print("full_path", full, flush=True)
     finally:
         if notify is not None and notify.poll() is None:
-            os.killpg(notify.pid, signal.SIGTERM)
-            notify.wait(timeout=60)
+            # cProfile writes its stats after a clean exit: SIGINT to the process only, more time.
+            if args.profile:
+                notify.send_signal(signal.SIGINT)
+            else:
+                os.killpg(notify.pid, signal.SIGTERM)
+            notify.wait(timeout=180 if args.profile else 60)
         fake.terminate()
         fake.wait(timeout=30)
         asyncio.run(drop(admin_url, db))
@@ -264,7 +282,13 @@ def main() -> None:
             # Other work on the machine competes for the same cores: read the rates against this.
             "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         },
-        "params": {"messages": args.messages, "concurrency": args.concurrency, "fake_workers": args.fake_workers},
+        "params": {
+            "messages": args.messages,
+            "concurrency": args.concurrency,
+            "pipelines": args.pipelines,
+            "in_flight_both": args.concurrency * args.pipelines,
+            "fake_workers": args.fake_workers,
+        },
         "bare_post": baseline,
         "full_path": full,
         "ratio_full_to_bare": round(full["per_s"] / baseline["per_s"], 3),
