@@ -118,8 +118,24 @@ PIPELINE = dashboard(
 SLA = dashboard(
     "gridline-sla",
     "Gridline · SLA",
-    "SLA clocks: milestones as events flow (started, warned, breached, escalated), timer activity.",
+    "SLA clocks: open by colour and ladder level, 超期未结, milestones as events flow, timer activity.",
     [
+        panel(
+            "Open handling clocks by colour",
+            [('sum by (colour) (escalation_open_clocks{kind="handle"})', "{{colour}}")],
+        ),
+        panel(
+            "Open sign clocks by colour",
+            [('sum by (colour) (escalation_open_clocks{kind="sign"})', "{{colour}}")],
+        ),
+        panel(
+            "Escalations by ladder level (open clocks)",
+            [('sum by (level) (escalation_open_clocks{level!="none"})', "{{level}}")],
+        ),
+        panel(
+            "超期未结 by tenant",
+            [("sum by (tenant) (escalation_overdue_open_clocks)", "{{tenant}}")],
+        ),
         panel(
             "SLA events consumed /15 min by type",
             [
@@ -138,6 +154,17 @@ SLA = dashboard(
             ],
         ),
         panel("Due clocks processed /s", [("rate(escalation_clock_ticks_total[5m])", "ticks")], "ops"),
+        panel(
+            "Timer lag (due → fired) p50/p99",
+            [
+                (
+                    f"histogram_quantile({p}, sum by (le) (rate(escalation_timer_lag_seconds_bucket[5m])))",
+                    f"p{int(p * 100)}",
+                )
+                for p in (0.5, 0.99)
+            ],
+            "s",
+        ),
         panel("Calendar gaps (1 h)", [("increase(escalation_calendar_gap_errors_total[1h])", "gaps")]),
     ],
 )
@@ -145,8 +172,33 @@ SLA = dashboard(
 QUALITY = dashboard(
     "gridline-quality",
     "Gridline · service quality",
-    "What citizens and units experience at the HTTP edge: latency, errors, request mix.",
+    "三率 (响应率, 解决率, 满意率) and the composite score of the month's 红黑榜 units; "
+    "what citizens and units experience at the HTTP edge.",
     [
+        panel(
+            "三率 by unit (this month, 红黑榜 units)",
+            [
+                (
+                    'max by (tenant, unit, rate) (escalation_unit_rate{rate=~"response|resolution|satisfaction"})',
+                    "{{unit}} {{rate}}",
+                )
+            ],
+            "percentunit",
+        ),
+        panel(
+            "Composite score by unit (this month, 红黑榜 units)",
+            [('max by (tenant, unit) (escalation_unit_rate{rate="score"})', "{{unit}}")],
+        ),
+        panel(
+            "按时签收率 / 按期办结率 by unit",
+            [
+                (
+                    'max by (tenant, unit, rate) (escalation_unit_rate{rate=~"on_time_sign|on_time_close"})',
+                    "{{unit}} {{rate}}",
+                )
+            ],
+            "percentunit",
+        ),
         panel(
             "Request latency p99 by service",
             [(q(0.99, "gridline_http_request_duration_seconds", "job"), "{{job}}")],

@@ -54,3 +54,34 @@ async def test_only_the_red_and_black_units_are_exported(sessions: async_session
     assert value("C", "on_time_sign") is None, "a unit off both lists has no series"
     a, b = value("A", "score"), value("B", "score")
     assert a is not None and b is not None and a > b
+
+
+async def test_open_clocks_are_counted_by_colour_and_level(sessions: async_sessionmaker[AsyncSession]) -> None:
+    now = datetime.now(UTC)
+    async with sessions() as s, s.begin():
+        await s.execute(delete(store.clock).where(store.clock.c.tenant == TENANT))
+        for i in range(5):
+            e = TicketDispatchedV1(
+                ticket_id=uuid.uuid4(),
+                ticket_no=f"GL-IT-OPEN-{i}",
+                category_code="0102",
+                unit_code="A",
+                sla_policy_key=SIGN.key,
+                dispatched_at=now - timedelta(minutes=5),
+                reporter=ReporterRef(),
+            )
+            c, _ = arm_clock(e, TENANT, SIGN, WorkCalendar(), kind="sign")
+            if i < 2:
+                c, _ = stop(c, now - timedelta(minutes=1), "signed")  # stopped clocks are not open
+            await store.insert_clock(s, c, [])
+    timer = Timer(sessions=sessions, escalation=Escalation(timezone="Asia/Shanghai"), interval_s=1, batch_max=10)
+    await timer.gauges()
+    samples = [
+        s
+        for metric in REGISTRY.collect()
+        if metric.name == "escalation_open_clocks"
+        for s in metric.samples
+        if s.labels["tenant"] == TENANT
+    ]
+    assert sum(s.value for s in samples) == 3
+    assert {(s.labels["kind"], s.labels["colour"], s.labels["level"]) for s in samples} == {("sign", "green", "none")}

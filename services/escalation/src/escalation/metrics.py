@@ -19,6 +19,14 @@ TIMER_LAG = Histogram(
 OVERDUE_OPEN = Gauge(
     "escalation_overdue_open_clocks", "超期未结: open handling clocks past their deadline.", ["tenant"]
 )
+# Bounded labels: kind (sign, handle), colour (green, yellow, red …) and ladder level (E0–E7 or
+# "none") per tenant — a few dozen series each. Feeds the SLA dashboard's open-by-colour and
+# escalations-by-level panels.
+OPEN_CLOCKS = Gauge(
+    "escalation_open_clocks",
+    "Open (not stopped) clocks by kind, colour and supervision-ladder level.",
+    ["tenant", "kind", "colour", "level"],
+)
 # Bounded labels: per tenant only the units on the month's 红黑榜 (≤ 2 × RATE_GAUGE_K), and the
 # rate names of rankings.RATE_NAMES plus "score"; refreshed (and stale units dropped) by the timer.
 UNIT_RATE = Gauge(

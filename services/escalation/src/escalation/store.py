@@ -606,6 +606,19 @@ async def overdue_by_tenant(session: AsyncSession, now: datetime) -> dict[str, i
     return {r[0]: int(r[1]) for r in rows}
 
 
+async def open_clocks(session: AsyncSession) -> list[tuple[str, str, str, str, int]]:
+    """(tenant, kind, colour, level, count) of the clocks not stopped (uses ix_clock_board)."""
+    level = func.coalesce(clock.c.level, "none")
+    rows = (
+        await session.execute(
+            select(clock.c.tenant, clock.c.kind, clock.c.colour, level, func.count())
+            .where(clock.c.state != "stopped")
+            .group_by(clock.c.tenant, clock.c.kind, clock.c.colour, level)
+        )
+    ).all()
+    return [(r[0], r[1], r[2], r[3], int(r[4])) for r in rows]
+
+
 _SUP_FIELDS = tuple(f.name for f in dataclasses.fields(Supervision))
 
 

@@ -67,6 +67,10 @@ class Timer:
         async with self.sessions() as s:
             for tenant, n in (await store.overdue_by_tenant(s, datetime.now(UTC))).items():
                 metrics.OVERDUE_OPEN.labels(tenant).set(n)
+            open_ = await store.open_clocks(s)
+        metrics.OPEN_CLOCKS.clear()  # no await from here on: combinations that emptied vanish
+        for tenant, kind, colour, level, n in open_:
+            metrics.OPEN_CLOCKS.labels(tenant, kind, colour, level).set(n)
         if self.rate_gauge_k and now - self._rates_at >= self.rate_gauge_interval_s:
             self._rates_at = now
             await self.rate_gauges()
