@@ -30,6 +30,7 @@ from gridline_contracts.intake import (
     OrderOrigin,
     ReporterRef,
     TicketClosedV1,
+    TicketDispatchedV1,
     TicketReceivedV1,
     TicketRepliedV1,
     TicketSignedV1,
@@ -144,6 +145,19 @@ class Order:
             )
         )
 
+    def dispatched(self) -> Envelope[Any]:
+        return self._env(
+            TicketDispatchedV1(
+                ticket_id=self.ticket_id,
+                ticket_no=self.ticket_no,
+                category_code="200102",
+                unit_code="U-1",
+                sla_policy_key="standard-5wd",
+                dispatched_at=self.at,
+                reporter=ReporterRef(),
+            )
+        )
+
     def signed(self) -> Envelope[Any]:
         return self._t(TicketSignedV1, "dispatched", "accepted", 1)
 
@@ -154,10 +168,11 @@ class Order:
         return self._t(TicketClosedV1, "pending_callback", "closed", 3, satisfaction="satisfied", resolved=True)
 
     def lifecycle(self) -> list[Envelope[Any]]:
-        return [self.received(), self.signed(), self.replied(), self.closed()]
+        return [self.received(), self.dispatched(), self.signed(), self.replied(), self.closed()]
 
 
-STATUSES = ["received", "accepted", "replied", "closed"]
+STATUSES = ["received", "dispatched", "accepted", "replied", "closed"]
+N = len(STATUSES)
 
 
 def _assert_in_order_once(rig: Rig, order: Order, statuses: list[str]) -> list[dict[str, Any]]:
@@ -243,16 +258,23 @@ def test_lifecycle_is_pushed_in_order_signed_and_once(rig: Rig) -> None:
     order = Order()
     envs = order.lifecycle()
     rig.publish(*envs, envs[1], envs[2])  # redelivered events queue nothing more
-    rig.wait("4 pushes", lambda: len(rig.received(order.external_id)) >= 4)
+    rig.wait("every push", lambda: len(rig.received(order.external_id)) >= N)
     time.sleep(1.0)  # room for a wrong extra push to show up
     got = _assert_in_order_once(rig, order, STATUSES)
     assert got[0]["body"]["ticket_no"] == order.ticket_no and got[0]["body"]["status_name"] == "已受理"
-    assert got[2]["body"]["reply"] == "已清理占道摊点"
-    assert (got[3]["body"]["satisfaction"], got[3]["body"]["resolved"]) == ("satisfied", True)
-    assert [m["event"] for m in got] == ["ticket.received", "ticket.signed", "ticket.replied", "ticket.closed"]
+    assert got[1]["body"]["unit_code"] == "U-1" and got[1]["body"]["status_name"] == "已派单"
+    assert got[3]["body"]["reply"] == "已清理占道摊点"
+    assert (got[4]["body"]["satisfaction"], got[4]["body"]["resolved"]) == ("satisfied", True)
+    assert [m["event"] for m in got] == [
+        "ticket.received",
+        "ticket.dispatched",
+        "ticket.signed",
+        "ticket.replied",
+        "ticket.closed",
+    ]
     assert [str(e.id) for e in envs] == [m["body"]["event_id"] for m in got]
     pushes = rig.pushes(order.ticket_id)
-    assert [(p["state"], p["attempts"]) for p in pushes] == [("acked", 1)] * 4
+    assert [(p["state"], p["attempts"]) for p in pushes] == [("acked", 1)] * N
 
 
 def test_failures_are_retried_until_acknowledged_and_later_statuses_wait(rig: Rig) -> None:
@@ -262,12 +284,12 @@ def test_failures_are_retried_until_acknowledged_and_later_statuses_wait(rig: Ri
     rig.fault(kind="stall", count=1, delay_s=1.5)  # past the 1 s client timeout, nothing recorded
     order = Order()
     rig.publish(*order.lifecycle())
-    rig.wait("4 pushes after retries", lambda: len(rig.received(order.external_id)) >= 4)
+    rig.wait("every push after retries", lambda: len(rig.received(order.external_id)) >= N)
     time.sleep(0.5)
     _assert_in_order_once(rig, order, STATUSES)
     pushes = rig.pushes(order.ticket_id)
     assert pushes[0]["attempts"] == 5 and all(p["state"] == "acked" for p in pushes)
-    assert [p["attempts"] for p in pushes[1:]] == [1, 1, 1]  # never tried before the head was acknowledged
+    assert [p["attempts"] for p in pushes[1:]] == [1] * (N - 1)  # never tried before the head was acknowledged
     assert rig.stats()["out_of_order"] == 0
     metrics = httpx.get(rig.notify.url + "/metrics").text
     assert 'notify_syncback_failures_total{code="http.503",integration="hotline-hz"} 2.0' in metrics
@@ -302,7 +324,7 @@ def test_a_down_platform_blocks_neither_other_orders_nor_sms_and_loses_nothing(r
         *fine.lifecycle(),
         Envelope(source="escalation", tenant=TENANT, subject=sid, correlation_id=sid, data=sms),
     )
-    rig.wait("the healthy platform's order", lambda: len(rig.received(fine.external_id)) >= 4)
+    rig.wait("the healthy platform's order", lambda: len(rig.received(fine.external_id)) >= N)
     _assert_in_order_once(rig, fine, STATUSES)
 
     def sms_sent() -> bool:
@@ -313,10 +335,10 @@ def test_a_down_platform_blocks_neither_other_orders_nor_sms_and_loses_nothing(r
     rig.wait("retries against the dead platform", lambda: rig.pushes(stuck.ticket_id)[0]["attempts"] >= 3)
     pushes = rig.pushes(stuck.ticket_id)
     assert pushes[0]["last_code"] == "connect_error"
-    assert [p["attempts"] for p in pushes[1:]] == [0, 0, 0] and all(p["state"] == "pending" for p in pushes)
+    assert [p["attempts"] for p in pushes[1:]] == [0] * (N - 1) and all(p["state"] == "pending" for p in pushes)
     # The platform comes back (here: at a new address): everything is delivered, in order.
     rig.endpoint("hotline-down", rig.platform.url + "/callback")
-    rig.wait("the recovered platform's order", lambda: len(rig.received(stuck.external_id)) >= 4)
+    rig.wait("the recovered platform's order", lambda: len(rig.received(stuck.external_id)) >= N)
     _assert_in_order_once(rig, stuck, STATUSES)
 
 
@@ -333,7 +355,7 @@ def test_sigkill_mid_push_delivers_everything_once_after_restart(rig: Rig) -> No
     rig.publish(*envs[1:])  # queued by the restarted process, behind the unacknowledged head
     rig.notify.start()
     rig.notify.wait_ready("/readyz")
-    rig.wait("all 4 after restart", lambda: len(rig.received(order.external_id)) >= 4, timeout=60)
+    rig.wait("all after restart", lambda: len(rig.received(order.external_id)) >= N, timeout=60)
     time.sleep(1.0)
     _assert_in_order_once(rig, order, STATUSES)
     assert rig.stats()["duplicates"] == duplicates_before + 1  # the head was resent with the same key

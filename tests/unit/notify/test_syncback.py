@@ -11,7 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from gridline_contracts.intake import TicketClosedV1, TicketRepliedV1, TicketSignedV1
+from gridline_contracts.intake import (
+    ReporterRef,
+    TicketClosedV1,
+    TicketDispatchedV1,
+    TicketRepliedV1,
+    TicketSignedV1,
+)
 from gridline_fakes import hotline12345
 from intake import auth as intake_auth
 from notify import syncback
@@ -73,6 +79,28 @@ def test_transition_payload_has_status_in_both_languages_and_the_results() -> No
     assert "resolved" not in closed  # None fields are left out
 
 
+def test_dispatched_payload_names_the_unit_and_a_reassignment() -> None:
+    def dispatched(previous: str | None) -> Any:
+        return TicketDispatchedV1(
+            ticket_id=ORDER.ticket_id,
+            ticket_no=ORDER.ticket_no,
+            category_code="200102",
+            unit_code="U-2",
+            co_unit_codes=["U-3"],
+            sla_policy_key="standard-5wd",
+            dispatched_at=AT,
+            reporter=ReporterRef(),
+            previous_unit_code=previous,
+        )
+
+    first = sd.dispatched_payload("ticket.dispatched", dispatched(None), ORDER)
+    assert (first["status"], first["status_name"], first["unit_code"]) == ("dispatched", "已派单", "U-2")
+    assert first["co_unit_codes"] == ["U-3"] and "previous_unit_code" not in first
+    again = sd.dispatched_payload("ticket.dispatched", dispatched("U-1"), ORDER)
+    assert (again["status_name"], again["previous_unit_code"]) == ("改派", "U-1")
+    assert syncback.transition_handlers()[TicketDispatchedV1] is syncback.on_dispatched
+
+
 def test_received_payload_and_request_body() -> None:
     p = sd.received_payload("ticket.received", AT, ORDER)
     assert (p["status"], p["status_name"]) == ("received", "已受理")
@@ -116,7 +144,7 @@ def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
 
 def test_every_transition_is_routed_to_syncback() -> None:
     table = syncback.transition_handlers()
-    assert TicketSignedV1 in table and TicketClosedV1 in table and len(table) == len(syncback.TRANSITIONS)
+    assert TicketSignedV1 in table and TicketClosedV1 in table and len(table) == len(syncback.TRANSITIONS) + 1
 
 
 def test_endpoint_config_rejects_weak_secrets_and_non_http_urls() -> None:

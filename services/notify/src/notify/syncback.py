@@ -2,8 +2,9 @@
 
 * **Queue (consumer side).** ``ticket.received`` with an ``origin`` from a hotline integration keeps
   ``ticket → (tenant, integration, external order id)`` and queues the first push (已受理); every
-  later lifecycle event of that ticket queues one push, in the consumer's transaction (same as the
-  inbox), keyed ``(event id, order)`` so a redelivered event queues nothing.
+  later lifecycle event of that ticket (``ticket.dispatched`` and every transition) queues one
+  push, in the consumer's transaction (same as the inbox), keyed ``(event id, order)`` so a
+  redelivered event queues nothing.
 * **Order.** Pushes of one order carry an increasing ``seq``; only the oldest unacknowledged push of
   an order may be claimed, so a later status never reaches the platform before an earlier one is
   acknowledged. Orders are independent: a platform that is down delays only its own orders.
@@ -115,8 +116,24 @@ async def _enqueue(
         metrics.SYNCBACK_QUEUED.labels(order.integration).inc()
 
 
+async def on_dispatched(session: AsyncSession, env: Envelope[Any]) -> None:
+    data: ev.TicketDispatchedV1 = env.data
+    row = await sbs.get_order(session, data.ticket_id)
+    if row is None:
+        return
+    order = sd.Order(row.tenant, row.integration, row.external_id, row.ticket_id, row.ticket_no)
+    await _enqueue(session, env, order, sd.dispatched_payload(env.type, data, order), data.dispatched_at)
+
+
 def transition_handlers() -> dict[type[EventData], Handler]:
-    return dict.fromkeys(TRANSITIONS, on_transition)
+    """Events after ticket.received that change what the platform shows.
+
+    notify has no other handler for these; one that gets one must call these too (a dict merge
+    keeps only one handler per event type).
+    """
+    table: dict[type[EventData], Handler] = dict.fromkeys(TRANSITIONS, on_transition)
+    table[ev.TicketDispatchedV1] = on_dispatched
+    return table
 
 
 # -- configuration --------------------------------------------------------------------------------

@@ -76,6 +76,24 @@ def received_payload(event_type: str, at: datetime, order: Order) -> dict[str, A
     }
 
 
+def dispatched_payload(event_type: str, data: Any, order: Order) -> dict[str, Any]:
+    """已派单 (or 改派 when ``previous_unit_code`` is set): the unit(s) the order is now with."""
+    body: dict[str, Any] = {
+        "order_no": order.external_id,
+        "ticket_no": order.ticket_no,
+        "event": event_type,
+        "status": "dispatched",
+        "status_name": "改派" if data.previous_unit_code else STATUS_NAMES["dispatched"],
+        "from_status": None,
+        "at": data.dispatched_at.isoformat(),
+        "unit_code": data.unit_code,
+        "co_unit_codes": list(data.co_unit_codes),
+    }
+    if data.previous_unit_code:
+        body["previous_unit_code"] = data.previous_unit_code
+    return body
+
+
 def transition_payload(event_type: str, data: Any, order: Order) -> dict[str, Any]:
     """A status change or result of a lifecycle event (contracts ``Transition`` and subclasses)."""
     body: dict[str, Any] = {
