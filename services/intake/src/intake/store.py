@@ -209,6 +209,13 @@ Index("ix_attachment_due", attachment.c.next_attempt_at, postgresql_where=attach
 outbox = make_outbox_table(metadata)
 inbox = make_inbox_table(metadata)
 
+# The hot inserts as fixed statements with the row passed as parameters: `.values(**row)` builds a
+# new statement and its cache key on every call, ~2 ms of CPU for the ticket's ~40 columns on the
+# benchmark machine (docs/performance.md). Columns left out of a row get their server default.
+_INSERT_CONTACT = reporter_contact.insert()
+_INSERT_TICKET = ticket.insert()
+_INSERT_HISTORY = ticket_history.insert()
+
 
 async def next_ticket_no(session: AsyncSession, tenant: str, day: date) -> str:
     """工单编号: <tenant>-<yyyymmdd>-<6-digit daily sequence>, e.g. 330106-20261122-000042."""
@@ -234,15 +241,16 @@ async def insert_contact(
 ) -> uuid.UUID:
     rid = uuid.uuid4()
     await session.execute(
-        reporter_contact.insert().values(
-            id=rid,
-            tenant=tenant,
-            phone_sealed=phone_sealed,
-            phone_hash=phone_hash,
-            openid_sealed=openid_sealed,
-            name_sealed=name_sealed,
-            confidential=int(confidential),
-        )
+        _INSERT_CONTACT,
+        {
+            "id": rid,
+            "tenant": tenant,
+            "phone_sealed": phone_sealed,
+            "phone_hash": phone_hash,
+            "openid_sealed": openid_sealed,
+            "name_sealed": name_sealed,
+            "confidential": int(confidential),
+        },
     )
     return rid
 
@@ -308,23 +316,24 @@ async def insert_ticket(
     site: dict[str, Any] | None = None,
 ) -> None:
     await session.execute(
-        ticket.insert().values(
-            site=site,
-            id=t.id,
-            tenant=t.tenant,
-            ticket_no=t.ticket_no,
-            channel=t.channel,
-            location=_location_json(t.location),
-            reported_at=t.reported_at,
-            received_at=t.received_at,
-            reporter_id=reporter_id,
-            reporter_view=t.reporter.model_dump(mode="json"),
-            query_code_hash=query_code_hash,
-            source=source,
-            external_id=external_id,
-            source_hash=source_hash,
+        _INSERT_TICKET,
+        {
+            "site": site,
+            "id": t.id,
+            "tenant": t.tenant,
+            "ticket_no": t.ticket_no,
+            "channel": t.channel,
+            "location": _location_json(t.location),
+            "reported_at": t.reported_at,
+            "received_at": t.received_at,
+            "reporter_id": reporter_id,
+            "reporter_view": t.reporter.model_dump(mode="json"),
+            "query_code_hash": query_code_hash,
+            "source": source,
+            "external_id": external_id,
+            "source_hash": source_hash,
             **_values(t),
-        )
+        },
     )
 
 
@@ -342,17 +351,18 @@ async def add_history(
     session: AsyncSession, ticket_id: uuid.UUID, entry: HistoryEntry, at: datetime, event_id: uuid.UUID | None = None
 ) -> None:
     await session.execute(
-        ticket_history.insert().values(
-            ticket_id=ticket_id,
-            at=at,
-            action=entry.action,
-            from_status=entry.from_status.value if entry.from_status else None,
-            to_status=entry.to_status.value,
-            actor=entry.actor,
-            note=entry.note,
-            event_id=event_id,
-            actor_role=entry.actor_role,
-        )
+        _INSERT_HISTORY,
+        {
+            "ticket_id": ticket_id,
+            "at": at,
+            "action": entry.action,
+            "from_status": entry.from_status.value if entry.from_status else None,
+            "to_status": entry.to_status.value,
+            "actor": entry.actor,
+            "note": entry.note,
+            "event_id": event_id,
+            "actor_role": entry.actor_role,
+        },
     )
 
 
