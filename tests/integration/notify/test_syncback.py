@@ -95,7 +95,7 @@ class Rig:
             try:
                 if ok():
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, IndexError):  # not up yet / not queued yet
                 pass
             time.sleep(0.2)
         raise AssertionError(f"{what}: not within {timeout}s\n{stackmod.tail(self.notify.log)}")
