@@ -1,4 +1,5 @@
-"""place_report (repeat points), sponsor_area (包抓 rankings), sla_rule + ticket_intake (policy table)
+"""place_report (repeat points), sponsor_area (包抓 rankings), sla_rule + ticket_intake (policy table),
+ix_clock_overdue
 
 Revision ID: 0007
 Revises: 0006
@@ -66,9 +67,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("ticket_id", name=op.f("pk_ticket_intake")),
         schema="escalation",
     )
+    op.create_index(
+        "ix_clock_overdue",
+        "clock",
+        ["tenant", "due_at"],
+        schema="escalation",
+        postgresql_where=sa.text("kind = 'handle' AND state <> 'stopped'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_clock_overdue", table_name="clock", schema="escalation")
     op.drop_table("ticket_intake", schema="escalation")
     op.drop_table("sla_rule", schema="escalation")
     op.drop_table("sponsor_area", schema="escalation")
