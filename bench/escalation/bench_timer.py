@@ -164,7 +164,14 @@ class Service:
 
 
 async def due_count(conn: asyncpg.Connection) -> int:
-    n: int = await conn.fetchval(f"SELECT count(*) FROM {store.SCHEMA}.clock WHERE next_due_at <= now()")
+    # Written so each half matches one of the timer's partial indexes: a plain "next_due_at <=
+    # now()" has no index since plans, and scanning a million clocks every 50 ms loaded the very
+    # database being measured (the first million-clock runs' steady lag).
+    n: int = await conn.fetchval(
+        f"SELECT (SELECT count(*) FROM {store.SCHEMA}.clock WHERE next_due_at <= now() AND plan_pos < plan_len)"
+        f" + (SELECT count(*) FROM {store.SCHEMA}.clock WHERE next_due_at <= now() AND next_due_at IS NOT NULL"
+        " AND plan_pos >= plan_len)"
+    )
     return n
 
 
