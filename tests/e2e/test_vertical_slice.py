@@ -69,7 +69,10 @@ def test_citizen_report_is_dispatched_clocked_and_notified(running: Any) -> None
     assert abs(t["location"]["lon"] - 120.115) < 1e-6 and t["location"]["original"]["crs"] == "gcj02"
     assert t["reporter"]["masked_phone"] == "138****8123" and t["reporter"]["contact_token"] is None
 
-    why = httpx.get(f"{running.procs['routing'].url}/v1/tenants/{TENANT}/tickets/{tid}/decisions").json()
+    why = httpx.get(
+        f"{running.procs['routing'].url}/v1/tenants/{TENANT}/tickets/{tid}/decisions",
+        headers=running.staff_headers(TENANT, "dispatcher"),
+    ).json()
     assert why[0]["outcome"] == "assigned" and why[0]["rule_id"] == "R0210" and why[0]["trail"]
 
     clock = eventually(
@@ -150,7 +153,9 @@ def test_unlocatable_report_waits_for_a_dispatcher(running: Any) -> None:
         lambda: (x := ticket(running, accepted["ticket_id"]))["status"] == "awaiting_manual" and x, what="manual queue"
     )
     assert t["unit_code"] is None
-    why = httpx.get(f"{running.procs['routing'].url}/v1/tenants/{TENANT}/tickets/{accepted['ticket_id']}/decisions")
+    decisions = f"{running.procs['routing'].url}/v1/tenants/{TENANT}/tickets/{accepted['ticket_id']}/decisions"
+    assert httpx.get(decisions).status_code == 401  # the dispatcher's API needs a staff token
+    why = httpx.get(decisions, headers=running.staff_headers(TENANT, "dispatcher"))
     assert why.json()[0]["outcome"] == "needs_manual"
 
 
