@@ -51,6 +51,7 @@ class Load:
     accepted: list[Report] = field(default_factory=list)
     abandoned: int = 0
     retries: int = 0
+    refused: list[str] = field(default_factory=list)  # answers that are neither 201 nor retryable
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -97,7 +98,10 @@ class Load:
                     with self._lock:
                         self.accepted.append(Report(out["ticket_id"], out["ticket_no"], phone))
                     return
-                assert r.status_code >= 500, f"intake refused a valid report: {r.status_code} {r.text}"
+                if r.status_code < 500:  # a verdict on a valid report: the scenario is broken, say why
+                    with self._lock:
+                        self.refused.append(f"{r.status_code} {r.text[:200]}")
+                    return
             except httpx.TransportError:
                 pass
             with self._lock:

@@ -39,6 +39,7 @@ def run_load(
     injector.join()
     over = time.monotonic()
     reports = load.stop()
+    assert not load.refused, f"intake refused valid reports: {load.refused[:3]}"
     assert load.abandoned == 0, f"{load.abandoned} reports never accepted"
     assert len(reports) >= RATE * SECONDS * min_accepted, f"only {len(reports)} reports accepted"
     print(
