@@ -23,12 +23,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-import jwt
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridline_boot.http import ApiError
+from gridline_boot.staff_auth import StaffTokenVerifier
 
 from .domain import Actor
 
@@ -70,66 +70,32 @@ class Principal:
         return Actor(role=self.role, id=self.id, unit_code=self.unit_code)  # type: ignore[arg-type]
 
 
-def _keys(spec: str) -> list[tuple[str, str]]:
-    pairs = []
-    for part in spec.split(","):
-        kid, _, secret = part.strip().partition(":")
-        if not kid or len(secret) < 32:  # RFC 7518 §3.2: an HS256 key at least as long as the hash
-            raise ValueError("staff token keys are kid:secret with secrets of 32+ characters")
-        pairs.append((kid, secret))
-    return pairs
+STAFF_ROLES: tuple[StaffRole, ...] = ("unit", "grid_staff", "platform", "dispatcher", "supervisor")
 
 
 class StaffTokens:
+    """Intake's view of the shared staff tokens (gridline_boot.staff_auth): its audience, its roles,
+    and the rule that a handling unit's token names its unit."""
+
     def __init__(self, spec: str, ttl: timedelta = timedelta(hours=8)) -> None:
-        self._keys = _keys(spec)
-        self._by_kid = dict(self._keys)
+        self._tokens = StaffTokenVerifier(spec, audiences=[AUDIENCE], roles=STAFF_ROLES)
         self.ttl = ttl
 
     def issue(
         self, *, sub: str, tenant: str, role: StaffRole, unit: str | None = None, now: datetime | None = None
     ) -> str:
-        now = now or datetime.now(UTC)
-        kid, secret = self._keys[0]
-        claims: dict[str, Any] = {
-            "sub": sub,
-            "tenant": tenant,
-            "role": role,
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "iat": now,
-            "exp": now + self.ttl,
-        }
-        if unit:
-            claims["unit"] = unit
-        return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid})
+        return self._tokens.issue(sub=sub, tenant=tenant, role=role, unit=unit, now=now, ttl=self.ttl)
 
     def verify(self, token: str) -> Principal:
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
-            secret = self._by_kid.get(str(kid))
-            if secret is None:
-                raise jwt.InvalidTokenError("unknown kid")
-            claims = jwt.decode(
-                token,
-                secret,
-                algorithms=["HS256"],
-                audience=AUDIENCE,
-                issuer=ISSUER,
-                options={"require": ["exp", "sub", "aud", "iss"]},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise ApiError(401, "token_expired", "登录已过期，请重新登录") from exc
-        except jwt.InvalidTokenError as exc:
-            raise ApiError(401, "invalid_token", "身份令牌无效") from exc
-        role = claims.get("role")
-        tenant = claims.get("tenant")
-        unit = claims.get("unit")
-        if role not in ("unit", "grid_staff", "platform", "dispatcher", "supervisor") or not isinstance(tenant, str):
-            raise ApiError(401, "invalid_token", "身份令牌缺少租户或角色")
-        if role in ("unit", "grid_staff") and not unit:
+            staff = self._tokens.verify(token)
+        except ApiError as exc:
+            if exc.code == "role_not_allowed":  # a role intake does not know: the token is not for it
+                raise ApiError(401, "invalid_token", "身份令牌缺少租户或角色") from exc
+            raise
+        if staff.role in ("unit", "grid_staff") and not staff.unit:
             raise ApiError(401, "invalid_token", "承办单位令牌缺少单位编码")
-        return Principal("staff", str(claims["sub"]), tenant, role, unit)
+        return Principal("staff", staff.id, staff.tenant, staff.role, staff.unit)
 
 
 def signature(secret: str, timestamp: str, nonce: str, body: bytes) -> str:
