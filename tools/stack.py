@@ -27,6 +27,7 @@ SMS_TEMPLATES = (
     "SMS_900000003:order,due",
     "SMS_900000004:order,due",
     "SMS_900000005:order,action",
+    "SMS_900000006:order",
 )
 
 

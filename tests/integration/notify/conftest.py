@@ -223,6 +223,7 @@ def rig(stack: Any) -> Iterator[NotifyRig]:
         [
             *(py, "-m", "gridline_fakes", "aliyun-sms", "--port", str(ports["aliyun"])),
             *("--template", "SMS_900000001:order", "--template", "SMS_900000002:order,due"),
+            *("--template", "SMS_900000006:order"),
             *("--per-minute", "1", "--per-hour", "1000", "--per-day", "1000", "--log-level", "warning"),
             *("--report-url", f"http://127.0.0.1:{ports['notify']}/v1/receipts/aliyun?token={RECEIPT_TOKEN}"),
         ],
@@ -262,7 +263,9 @@ def rig(stack: Any) -> Iterator[NotifyRig]:
         "CONSUMER_GROUP": f"notify-it-{run}",
         "CONSUME_TOPICS": json.dumps([topic]),
         "SMS_PROVIDER_BASE_URL": aliyun.url,
-        "SMS_TEMPLATES": json.dumps({"ticket_received": "SMS_900000001", "ticket_assigned": "SMS_900000002"}),
+        "SMS_TEMPLATES": json.dumps(
+            {"ticket_received": "SMS_900000001", "ticket_assigned": "SMS_900000002", "ticket_result": "SMS_900000006"}
+        ),
         "SMS_FAILOVER": json.dumps(failover),
         "RECEIPT_TOKEN": RECEIPT_TOKEN,
         "SMS_TIMEOUT_S": "1.0",

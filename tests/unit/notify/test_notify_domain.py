@@ -5,8 +5,10 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from gridline_contracts.escalation import SlaClockStartedV1
-from gridline_contracts.intake import ReporterRef, TicketReceivedV1
+from gridline_contracts.intake import OrderOrigin, ReporterRef, TicketClosedV1, TicketReceivedV1
 from gridline_contracts.notify import NotificationFailedV1, NotificationSentV1
 from notify import domain
 
@@ -258,3 +260,44 @@ def test_templates_are_checked_against_provider_rules_when_saved() -> None:
     assert codes("ticket_received", "aliyun", "【某市】工单${order}", ["order"]) == ["forbidden_content"]
     assert codes("ticket_received", "aliyun", "详见 https://x.cn ${order}", ["order"]) == ["forbidden_content"]
     assert codes("ticket_received", "aliyun", "工" * 500 + "${order}", ["order"]) == ["content_too_long"]
+
+
+def _closed(**overrides: object) -> TicketClosedV1:
+    fields: dict[str, object] = {
+        "ticket_id": uuid.uuid4(),
+        "ticket_no": "330106-20261122-000042",
+        "from_status": "pending_callback",
+        "to_status": "closed",
+        "actor_role": "platform",
+        "actor": "platform-1",
+        "at": datetime(2026, 11, 22, 8, tzinfo=UTC),
+        "channel": "citizen",
+        "reporter": ReporterRef(contact_token="sealed-token"),
+    }
+    return TicketClosedV1.model_validate(fields | overrides)
+
+
+def test_a_closed_ticket_tells_its_reporter_once_per_event() -> None:
+    event_id = uuid.uuid4()
+    (req,) = domain.on_ticket_closed(event_id, _closed())
+    assert (req.template, req.params, req.recipient.kind) == (
+        "ticket_result",
+        {"order": "330106-20261122-000042"},
+        "reporter",
+    )
+    assert req.dedupe_key == f"{event_id}:reporter" and req.holdable and not req.urgent
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"channel": "hotline"},
+        {"origin": OrderOrigin(integration="h1", external_id="E1")},
+        {"reporter": ReporterRef(anonymous=True, contact_token="sealed-token")},
+        {"reporter": ReporterRef()},
+        {"reporter": None},
+    ],
+    ids=["hotline", "pushed-by-a-platform", "anonymous", "no-contact", "older-event"],
+)
+def test_no_result_sms_when_the_platform_tells_or_nobody_can_be_reached(overrides: dict[str, object]) -> None:
+    assert domain.on_ticket_closed(uuid.uuid4(), _closed(**overrides)) == []

@@ -11,7 +11,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gridline_contracts.escalation import EscalationRaisedV1, SlaBreachedV1, SlaClockStartedV1, SlaWarnedV1
-from gridline_contracts.intake import TicketReceivedV1
+from gridline_contracts.intake import TicketClosedV1, TicketReceivedV1
 from gridline_contracts.notify import NotificationFailedV1, NotificationSentV1, NotifyChannel, RecipientKind
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -57,6 +57,26 @@ def on_ticket_received(event_id: uuid.UUID, e: TicketReceivedV1) -> list[Notific
             # Someone who just reported in the mini-program expects the receipt now; an order the
             # 12345 platform pushes at 23:30 about a call made hours earlier can wait until morning.
             holdable=e.channel != "citizen",
+        )
+    ]
+
+
+def on_ticket_closed(event_id: uuid.UUID, e: TicketClosedV1) -> list[NotificationRequest]:
+    """办结告知: tell the reporter the ticket is closed. Not for anonymous or unreachable reporters,
+    nor for orders a 12345 platform pushed: the platform tells its caller (notify syncs the result
+    back to it), so the citizen is not told twice. Events from before intake carried the reporter
+    produce nothing."""
+    r = e.reporter
+    if r is None or r.anonymous or not r.contact_token or e.channel == "hotline" or e.origin is not None:
+        return []
+    return [
+        NotificationRequest(
+            dedupe_key=f"{event_id}:reporter",
+            ticket_id=e.ticket_id,
+            template="ticket_result",
+            recipient=Recipient("reporter", "token", r.contact_token),
+            params={"order": e.ticket_no},
+            holdable=True,  # news, not an alarm: it may wait for the end of quiet hours
         )
     ]
 
@@ -403,6 +423,7 @@ def expire_after(sent_at: datetime, now: datetime, window: timedelta) -> bool:
 # What each of our template names is given to fill in (the rules above decide the values).
 TEMPLATE_VARIABLES: dict[str, tuple[str, ...]] = {
     "ticket_received": ("order",),
+    "ticket_result": ("order",),
     "ticket_assigned": ("order", "due"),
     "sla_warning": ("order", "due"),
     "sla_breached": ("order", "due"),

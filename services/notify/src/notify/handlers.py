@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridline_contracts.envelope import Envelope, EventData
 from gridline_contracts.escalation import EscalationRaisedV1, SlaBreachedV1, SlaClockStartedV1, SlaWarnedV1
-from gridline_contracts.intake import TicketReceivedV1
+from gridline_contracts.intake import TicketClosedV1, TicketReceivedV1
 from gridline_messaging.consumer import Handler
 from gridline_pii import Keyring, KeyringError, lookup_hash, mask_phone
 
@@ -38,6 +38,7 @@ class Handlers:
             SlaBreachedV1: self.on_sla_breached,
             EscalationRaisedV1: self.on_escalation,
             **syncback.transition_handlers(),  # 12345 sync-back of hotline orders
+            TicketClosedV1: self.on_ticket_closed,  # after the merge: it also does the sync-back
         }
 
     async def on_sla_warned(self, session: AsyncSession, env: Envelope[Any]) -> None:
@@ -52,6 +53,10 @@ class Handlers:
     async def on_ticket_received(self, session: AsyncSession, env: Envelope[Any]) -> None:
         await self._record(session, env, domain.on_ticket_received(env.id, env.data))
         await syncback.on_ticket_received(session, env)
+
+    async def on_ticket_closed(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        await self._record(session, env, domain.on_ticket_closed(env.id, env.data))
+        await syncback.on_transition(session, env)
 
     async def on_clock_started(self, session: AsyncSession, env: Envelope[Any]) -> None:
         await self._record(session, env, domain.on_clock_started(env.id, env.data))

@@ -21,12 +21,14 @@ CHANNELS: tuple[Channel, ...] = ("sms", "wechat", "wecom")
 # Event types notify acts on → the variables its messages are given (domain.on_* build them).
 EVENT_VARIABLES: dict[str, tuple[str, ...]] = {
     "ticket.received": ("order",),
+    "ticket.closed": ("order",),
     "sla.clock_started": ("order", "due"),
     "sla.warned": ("order", "due"),
     "sla.breached": ("order", "due"),
     "sla.escalated": ("order", "action"),
 }
 CITIZEN = "citizen"  # the reporter of a ticket
+CITIZEN_EVENTS = ("ticket.received", "ticket.closed")  # 受理回执, 办结告知
 STAFF_ROLES = (
     "unit_liaison",
     "unit_deputy_head",
@@ -74,10 +76,12 @@ def check_rule(
     if role not in ROLES:
         return [RuleProblem("unknown_role", f"不支持的角色 {role}（可选：{'、'.join(ROLES)}）")]
     problems: list[RuleProblem] = []
-    if role == CITIZEN and event_type != "ticket.received":
-        problems.append(RuleProblem("role_not_notified", "市民只在受理回执（ticket.received）中接收通知"))
-    if role != CITIZEN and event_type == "ticket.received":
-        problems.append(RuleProblem("role_not_notified", "受理回执只发给市民，工作人员从派单起接收通知"))
+    if role == CITIZEN and event_type not in CITIZEN_EVENTS:
+        problems.append(
+            RuleProblem("role_not_notified", "市民只在受理回执（ticket.received）和办结告知（ticket.closed）中接收通知")
+        )
+    if role != CITIZEN and event_type in CITIZEN_EVENTS:
+        problems.append(RuleProblem("role_not_notified", "受理回执和办结告知只发给市民，工作人员从派单起接收通知"))
     seen: set[str] = set()
     for step in steps:
         if step.channel in seen:
@@ -148,6 +152,7 @@ def render(text: str, values: Mapping[str, str]) -> str:
 # What staff read on WeCom when no tenant text is configured (text messages, ≤2048 bytes).
 DEFAULT_WECOM_TEXT: dict[str, str] = {
     "ticket_received": "您反映的问题已受理，工单号 {order}。",
+    "ticket_result": "您反映的问题（工单号 {order}）已办结，感谢您的监督。",
     "ticket_assigned": "新工单 {order} 已派至本单位，请于 {due} 前办结。",
     "sla_warning": "【黄牌预警】工单 {order} 将于 {due} 到期，请尽快办理。",
     "sla_breached": "【红牌超时】工单 {order} 已于 {due} 超时，请立即办理并说明原因。",

@@ -81,6 +81,7 @@ def _effective_default(event_type: str, role: str) -> list[rules.Step] | None:
 # Who hears each event without tenant rules (domain.on_*); sla.escalated: whoever the rung names.
 DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
     "ticket.received": (rules.CITIZEN,),
+    "ticket.closed": (rules.CITIZEN,),
     "sla.clock_started": ("unit_liaison",),
     "sla.warned": ("unit_liaison",),
     "sla.breached": ("unit_liaison", "unit_head"),
@@ -90,6 +91,7 @@ DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
 # Which of our templates each event uses by default (domain.on_*).
 DEFAULT_TEMPLATE = {
     "ticket.received": "ticket_received",
+    "ticket.closed": "ticket_result",
     "sla.clock_started": "ticket_assigned",
     "sla.warned": "sla_warning",
     "sla.breached": "sla_breached",

@@ -72,6 +72,7 @@ class NotifySettings(ServiceSettings):
         "sla_warning": "SMS_900000003",  # order, due
         "sla_breached": "SMS_900000004",  # order, due
         "escalation_raised": "SMS_900000005",  # order, action
+        "ticket_result": "SMS_900000006",  # order
     }
     # Tried only when the primary has definitely not sent a message (reference §0.2, §4.3).
     sms_failover: SmsProviderConfig | None = None
