@@ -86,7 +86,9 @@ class Ctx:
             rows = (await c.execute(select(self.effect.c.event_id, self.effect.c.applied))).all()
         return {r.event_id: r.applied for r in rows}
 
-    async def wait_dead_letters(self, count: int, timeout: float = 30) -> list[dlq.DeadLetter]:
+    async def wait_dead_letters(self, count: int, timeout: float = 90) -> list[dlq.DeadLetter]:
+        # Generous: five handler attempts with backoff plus a subprocess start, on a busy machine
+        # (30 s was once not enough in CI); it returns as soon as the letters are there.
         deadline = time.monotonic() + timeout
         while True:
             letters = await dlq.list_dead_letters(self.stack.kafka, f"dlq-{self.schema}", topic=self.dead_letter_topic)
