@@ -45,7 +45,7 @@ def main(
         print(settings.model_dump_json(indent=2))
         return 0
     if args.command == "migrate":
-        migrate.upgrade(migrations_dir, settings.libpq_url, settings.schema_name, args.revision or "head")
+        migrate.upgrade(migrations_dir, settings.libpq_url, settings.schema_name, args.revision or "heads")
         return 0
     if args.command == "downgrade":
         migrate.downgrade(migrations_dir, settings.libpq_url, settings.schema_name, args.revision or "base")

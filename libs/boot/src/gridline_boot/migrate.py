@@ -16,7 +16,8 @@ def alembic_config(migrations_dir: Path, libpq_url: str, schema: str) -> Config:
     return cfg
 
 
-def upgrade(migrations_dir: Path, libpq_url: str, schema: str, revision: str = "head") -> None:
+def upgrade(migrations_dir: Path, libpq_url: str, schema: str, revision: str = "heads") -> None:
+    # "heads": two independent revisions on one parent (work done in parallel) both apply, no merge file needed.
     command.upgrade(alembic_config(migrations_dir, libpq_url, schema), revision)
 
 
