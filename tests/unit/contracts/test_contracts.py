@@ -104,6 +104,8 @@ def test_topic_catalogue() -> None:
         "dispatch": "routing",
         "directory": "routing",
         "sla": "escalation",
+        "supervision": "escalation",
+        "review": "escalation",
         "notification": "notify",
     }
     for cls in all_events():

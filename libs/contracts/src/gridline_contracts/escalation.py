@@ -11,6 +11,12 @@ A ticket has two kinds of clock (``clock``): ``sign`` times 签收 and ``handle`
 reply. ``round`` counts the clocks of that kind the ticket has had: a re-dispatch after an approved
 退单, a rejected reply or a 重办 arms a new round. Both fields were added later with defaults, so a
 message without them reads as the handling clock of round 0.
+
+Supervision records (督办单, 挂牌督办, 约谈, 问责) a ladder step opens have their own report-back
+deadline: ``supervision.opened``, ``supervision.overdue`` (the deadline passed before 销号, once per
+record) and ``supervision.closed`` (销号). Platform reviews (of a 退单 request, a 延期 request, a
+reply) are timed too, against the reviewer rather than the unit: ``review.clock_started``,
+``review.warned``, ``review.breached``, ``review.escalated`` and ``review.clock_stopped``.
 """
 
 from __future__ import annotations
@@ -46,6 +52,12 @@ RecipientRole = Literal[
     "district_leader",
     "supervisor",
 ]
+
+
+# The review being timed: 退单 review, 延期 review, reply (办理结果) review.
+ReviewKind = Literal["return", "extension", "reply"]
+# Who is told about a late review: 派单/审核员 (the reviewer) and the 督查组 above them. Never the unit.
+ReviewRecipientRole = Literal["dispatcher", "supervisor"]
 
 
 class SlaClockStartedV1(EventData):
@@ -223,6 +235,148 @@ class SlaAcknowledgedV1(EventData):
     by: str
 
 
+class SupervisionOpenedV1(EventData):
+    """A ladder step opened a supervision record; the unit must report back by ``due_at``."""
+
+    TYPE = "supervision.opened"
+    VERSION = 1
+
+    supervision_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    grid_code: str | None = None
+    kind: str  # 督办单 · 挂牌督办 · 约谈 · 问责
+    step_code: str
+    recipients: list[RecipientRole]
+    opened_at: datetime
+    due_at: datetime
+
+
+class SupervisionOverdueV1(EventData):
+    """The record's report-back deadline passed before 销号 (once per record; ``detected_at`` may be late)."""
+
+    TYPE = "supervision.overdue"
+    VERSION = 1
+
+    supervision_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    grid_code: str | None = None
+    kind: str
+    step_code: str
+    recipients: list[RecipientRole]
+    opened_at: datetime
+    due_at: datetime
+    detected_at: datetime
+
+
+class SupervisionClosedV1(EventData):
+    """销号: a supervisor verified the rectification. ``verified_by`` is a staff id, not a name."""
+
+    TYPE = "supervision.closed"
+    VERSION = 1
+
+    supervision_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str
+    kind: str
+    step_code: str
+    opened_at: datetime
+    due_at: datetime
+    closed_at: datetime
+    verified_by: str
+    on_time: bool  # closed by the report-back deadline
+
+
+class ReviewClockStartedV1(EventData):
+    """A platform review was requested; the reviewer must decide by ``due_at``."""
+
+    TYPE = "review.clock_started"
+    VERSION = 1
+
+    review_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str | None = None
+    review: ReviewKind
+    policy_key: str
+    requested_at: datetime
+    warn_at: datetime
+    due_at: datetime
+    time_limit: str
+
+
+class ReviewWarnedV1(EventData):
+    """黄牌 of a review: half its time is gone; the reviewer is reminded."""
+
+    TYPE = "review.warned"
+    VERSION = 1
+
+    review_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str | None = None
+    review: ReviewKind
+    recipients: list[ReviewRecipientRole]
+    warn_at: datetime
+    due_at: datetime
+    detected_at: datetime
+
+
+class ReviewBreachedV1(EventData):
+    """红牌 of a review: the review deadline passed undecided."""
+
+    TYPE = "review.breached"
+    VERSION = 1
+
+    review_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str | None = None
+    review: ReviewKind
+    recipients: list[ReviewRecipientRole]
+    due_at: datetime
+    detected_at: datetime
+
+
+class ReviewEscalatedV1(EventData):
+    """Still undecided ``escalate_at`` (policy: a while after the deadline): the supervisor is told too."""
+
+    TYPE = "review.escalated"
+    VERSION = 1
+
+    review_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str | None = None
+    review: ReviewKind
+    recipients: list[ReviewRecipientRole]
+    due_at: datetime
+    escalate_at: datetime
+    detected_at: datetime
+
+
+class ReviewClockStoppedV1(EventData):
+    """The review happened (or the ticket closed): ``on_time`` says whether it beat ``due_at``."""
+
+    TYPE = "review.clock_stopped"
+    VERSION = 1
+
+    review_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str | None = None
+    review: ReviewKind
+    requested_at: datetime
+    due_at: datetime
+    stopped_at: datetime
+    on_time: bool
+    reason: str
+
+
 register(
     SlaClockStartedV1,
     SlaWarnedV1,
@@ -233,4 +387,12 @@ register(
     SlaClockResumedV1,
     SlaClockStoppedV1,
     SlaAcknowledgedV1,
+    SupervisionOpenedV1,
+    SupervisionOverdueV1,
+    SupervisionClosedV1,
+    ReviewClockStartedV1,
+    ReviewWarnedV1,
+    ReviewBreachedV1,
+    ReviewEscalatedV1,
+    ReviewClockStoppedV1,
 )

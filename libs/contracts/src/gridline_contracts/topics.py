@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from .envelope import EventData
 from .escalation import (
     EscalationRaisedV1,
+    ReviewBreachedV1,
+    ReviewClockStartedV1,
+    ReviewClockStoppedV1,
+    ReviewEscalatedV1,
+    ReviewWarnedV1,
     SlaAcknowledgedV1,
     SlaBreachedV1,
     SlaClockExtendedV1,
@@ -19,6 +24,9 @@ from .escalation import (
     SlaClockStartedV1,
     SlaClockStoppedV1,
     SlaWarnedV1,
+    SupervisionClosedV1,
+    SupervisionOpenedV1,
+    SupervisionOverdueV1,
 )
 from .intake import (
     TicketArchivedV1,
@@ -121,7 +129,7 @@ SLA = Topic(
     "escalation",
     6,
     "ticket id",
-    "SLA clocks, warnings and breaches.",
+    "SLA clocks, warnings and breaches; supervision records' deadlines; platform review clocks.",
     (
         SlaClockStartedV1,
         SlaWarnedV1,
@@ -132,6 +140,14 @@ SLA = Topic(
         SlaClockResumedV1,
         SlaClockStoppedV1,
         SlaAcknowledgedV1,
+        SupervisionOpenedV1,
+        SupervisionOverdueV1,
+        SupervisionClosedV1,
+        ReviewClockStartedV1,
+        ReviewWarnedV1,
+        ReviewBreachedV1,
+        ReviewEscalatedV1,
+        ReviewClockStoppedV1,
     ),
     consumers=("notify", "intake"),
 )
