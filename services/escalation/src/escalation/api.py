@@ -6,7 +6,7 @@ import csv
 import io
 import uuid
 from dataclasses import asdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_boot.http import ApiError
 
-from . import rankings, store, supervision
+from . import deadline_store, rankings, review, store, supervision
 from .calendar import DEFAULT_WORKING_HOURS, CalendarGapError, WorkCalendar
 from .domain import Clock, ClockError
 from .handlers import Escalation
@@ -49,6 +49,45 @@ class ClockOut(BaseModel):
     next_due_at: datetime | None
     extension_no: int
     stopped_at: datetime | None
+    # Handling clocks armed by a dispatch: until when the unit may still request 退单 (policy snapshot's
+    # return_window from the dispatch); None for 签收 clocks, 重办 rounds and policies without a window.
+    return_window_ends_at: datetime | None = None
+
+
+class ReviewOut(BaseModel):
+    review_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_no: str
+    unit_code: str | None
+    review: Literal["return", "extension", "reply"]
+    policy_key: str
+    time_limit: str
+    colour: str
+    requested_at: datetime
+    warn_at: datetime
+    due_at: datetime
+    escalate_at: datetime
+    stopped_at: datetime | None
+    stop_reason: str | None
+
+
+def _review_out(rc: review.ReviewClock) -> ReviewOut:
+    return ReviewOut(
+        review_id=rc.id,
+        ticket_id=rc.ticket_id,
+        ticket_no=rc.ticket_no,
+        unit_code=rc.unit_code,
+        review=rc.review,
+        policy_key=rc.policy_key,
+        time_limit=rc.time_limit,
+        colour=rc.colour,
+        requested_at=rc.requested_at,
+        warn_at=rc.warn_at,
+        due_at=rc.due_at,
+        escalate_at=rc.escalate_at,
+        stopped_at=rc.stopped_at,
+        stop_reason=rc.stop_reason,
+    )
 
 
 class AckIn(BaseModel):
@@ -70,8 +109,35 @@ class CalendarDayIn(BaseModel):
     note: str = ""
 
 
-def _out(c: Clock) -> ClockOut:
+async def _outs(s: AsyncSession, escalation: Escalation, clocks: list[Clock]) -> list[ClockOut]:
+    """The clocks as the API shows them, with the 退单 window's end of each dispatch's handling clock.
+
+    A handling clock was armed by a dispatch when a 签收 clock of the same round exists or it is
+    round 0 (a 重办 round has no 退单 window). Computed from the clock's own policy snapshot."""
+    calendars: dict[str, WorkCalendar] = {}
+    policies: dict[tuple[str, str, int], SlaPolicy] = {}
+    signed_rounds = {(c.ticket_id, c.round) for c in clocks if c.kind == "sign"}
+    handles = [c for c in clocks if c.kind == "handle" and c.round > 0 and (c.ticket_id, c.round) not in signed_rounds]
+    if handles:
+        signed_rounds |= await deadline_store.sign_rounds(s, list({c.ticket_id for c in handles}))
+    out = []
+    for c in clocks:
+        ends = None
+        if c.kind == "handle" and (c.round == 0 or (c.ticket_id, c.round) in signed_rounds):
+            cal = calendars.get(c.tenant) or calendars.setdefault(c.tenant, await escalation.calendar(s, c.tenant))
+            pk = (c.tenant, c.policy_key, c.policy_version)
+            try:
+                policy = policies.get(pk) or policies.setdefault(pk, await escalation.policy_of(s, c))
+                ends = policy.return_window_end(c.started_at, cal)
+            except (CalendarGapError, UnknownPolicyError):
+                ends = None  # the board still answers; the window's end is unknown
+        out.append(_out(c, ends))
+    return out
+
+
+def _out(c: Clock, return_window_ends_at: datetime | None = None) -> ClockOut:
     return ClockOut(
+        return_window_ends_at=return_window_ends_at,
         ticket_id=c.ticket_id,
         kind=c.kind,
         round=c.round,
@@ -111,14 +177,16 @@ def build_router() -> APIRouter:
         tenant: str,
         ticket_id: uuid.UUID,
         sessions: Sessions,
+        request: Request,
         kind: Annotated[Literal["sign", "handle"], Query()] = "handle",
     ) -> Any:
-        """A ticket's current SLA clock (办理 by default, ``kind=sign`` for 签收): deadline, colour, level."""
+        """A ticket's current SLA clock (办理 by default, ``kind=sign`` for 签收): deadline, colour, level,
+        and for a dispatch's handling clock the end of its 退单 window."""
         async with sessions() as s:
             c = await store.get_clock(s, ticket_id, kind)
-        if c is None or c.tenant != tenant:
-            raise ApiError(404, "clock_not_found", "该工单尚无办理时限（未派单或不存在）")
-        return _out(c)
+            if c is None or c.tenant != tenant:
+                raise ApiError(404, "clock_not_found", "该工单尚无办理时限（未派单或不存在）")
+            return (await _outs(s, request.app.state.escalation, [c]))[0]
 
     @router.post("/clocks/{ticket_id}/ack", response_model=ClockOut)
     async def acknowledge(tenant: str, ticket_id: uuid.UUID, body: AckIn, sessions: Sessions, request: Request) -> Any:
@@ -134,24 +202,40 @@ def build_router() -> APIRouter:
         return _out(c)
 
     @router.get("/tickets/{ticket_id}/clocks", response_model=list[ClockOut])
-    async def ticket_clocks(tenant: str, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
+    async def ticket_clocks(tenant: str, ticket_id: uuid.UUID, sessions: Sessions, request: Request) -> Any:
         """Every clock a ticket has had (签收 and 办理, each round), oldest first."""
         async with sessions() as s:
             clocks = [c for c in await store.ticket_clocks(s, ticket_id) if c.tenant == tenant]
-        if not clocks:
-            raise ApiError(404, "clock_not_found", "该工单尚无办理时限（未派单或不存在）")
-        return [_out(c) for c in clocks]
+            if not clocks:
+                raise ApiError(404, "clock_not_found", "该工单尚无办理时限（未派单或不存在）")
+            return await _outs(s, request.app.state.escalation, clocks)
+
+    @router.get("/tickets/{ticket_id}/reviews", response_model=list[ReviewOut])
+    async def ticket_reviews(tenant: str, ticket_id: uuid.UUID, sessions: Sessions) -> Any:
+        """Every platform review the ticket has had timed (退单, 延期, reply), oldest request first."""
+        async with sessions() as s:
+            reviews = [r for r in await deadline_store.ticket_reviews(s, ticket_id) if r.tenant == tenant]
+        return [_review_out(r) for r in reviews]
+
+    @router.get("/reviews", response_model=list[ReviewOut])
+    async def pending_reviews(
+        tenant: str, sessions: Sessions, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> Any:
+        """Reviews still waiting for the platform, soonest deadline first: the reviewers' overdue board."""
+        async with sessions() as s:
+            return [_review_out(r) for r in await deadline_store.open_reviews(s, tenant, limit)]
 
     @router.get("/board", response_model=list[ClockOut])
     async def board(
         tenant: str,
         sessions: Sessions,
+        request: Request,
         colour: Annotated[Literal["green", "yellow", "red"] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Any:
         """Open clocks by deadline, optionally only 黄牌 (yellow) or 红牌 (red): the overdue board."""
         async with sessions() as s:
-            return [_out(c) for c in await store.board(s, tenant, colour, limit)]
+            return await _outs(s, request.app.state.escalation, await store.board(s, tenant, colour, limit))
 
     @router.get("/policies")
     async def list_policies(tenant: str, sessions: Sessions) -> Any:
@@ -302,17 +386,22 @@ def build_router() -> APIRouter:
             return [asdict(r) for r in await store.supervisions(s, tenant, open_only=open_only, limit=limit)]
 
     @router.post("/supervisions/{supervision_id}/close")
-    async def close_supervision(tenant: str, supervision_id: uuid.UUID, body: CloseIn, sessions: Sessions) -> Any:
-        """销号: close a supervision record after verifying the rectification; who verified and what they found."""
+    async def close_supervision(
+        tenant: str, supervision_id: uuid.UUID, body: CloseIn, sessions: Sessions, request: Request
+    ) -> Any:
+        """销号: close a supervision record after verifying the rectification; who verified and what they found.
+
+        Its report-back deadline stops firing; ``supervision.closed`` is published."""
+        escalation: Escalation = request.app.state.escalation
         async with sessions() as s, s.begin():
-            found = await store.supervisions(s, tenant, open_only=False, limit=1, lock_id=supervision_id)
-            if not found:
-                raise ApiError(404, "supervision_not_found", "督办记录不存在")
             try:
-                closed = supervision.close(found[0], datetime.now(UTC), body.verified_by, body.verification)
+                closed = await escalation.close_supervision(
+                    s, tenant, supervision_id, body.verified_by, body.verification
+                )
             except supervision.SupervisionError as exc:
                 raise ApiError(409 if exc.code == "already_closed" else 422, exc.code, exc.message) from None
-            await store.save_supervision_closure(s, closed)
+            if closed is None:
+                raise ApiError(404, "supervision_not_found", "督办记录不存在")
         return asdict(closed)
 
     @router.get("/sponsor-areas")

@@ -15,6 +15,7 @@ from gridline_messaging.runtime import MessagingRuntime
 
 from . import store
 from .api import build_router
+from .deadline_timer import DeadlineTimer
 from .handlers import Escalation
 from .settings import EscalationSettings
 from .timer import Timer
@@ -52,6 +53,13 @@ def create_app(settings: EscalationSettings) -> FastAPI:
                 rate_gauge_interval_s=settings.rate_gauge_interval_s,
             )
             runtime.tasks.start("timer", timer.run(), timer.stop)
+            deadlines = DeadlineTimer(
+                sessions=sessions,
+                escalation=escalation,
+                interval_s=settings.deadline_interval_s,
+                batch_max=settings.timer_batch_max,
+            )
+            runtime.tasks.start("deadlines", deadlines.run(), deadlines.stop)
         try:
             yield
         finally:

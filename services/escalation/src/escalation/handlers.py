@@ -14,6 +14,11 @@ How the work-order lifecycle (domain §1.3) drives the clocks of one ticket:
 - ``ticket.reply_reviewed`` (rejected, 退回重办) and ``ticket.reopened`` (重办) arm a new handling
   round from that moment on the same policy snapshot.
 - ``ticket.closed`` (办结) and ``ticket.merged`` (the child of a 并单) stop every clock of the ticket.
+
+Platform reviews are timed against the reviewer (``review``): ``ticket.return_requested``,
+``ticket.extension_requested`` and ``ticket.replied`` each arm a review clock from the limit of the
+ticket's policy snapshot (its newest handling clock's key and version); ``ticket.return_resolved``,
+``ticket.extension_reviewed`` and ``ticket.reply_reviewed`` stop it; 办结 and 并单 stop any left.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridline_contracts.envelope import Envelope, EventData
-from gridline_contracts.escalation import EscalationRaisedV1
+from gridline_contracts.escalation import EscalationRaisedV1, ReviewKind
 from gridline_contracts.intake import (
     TicketCallbackRecordedV1,
     TicketClosedV1,
     TicketDispatchedV1,
+    TicketExtensionRequestedV1,
     TicketExtensionReviewedV1,
     TicketMergedV1,
     TicketReceivedV1,
@@ -45,7 +51,7 @@ from gridline_contracts.intake import (
 from gridline_messaging import outbox
 from gridline_messaging.consumer import Handler
 
-from . import domain, firing, metrics, repeat, store, supervision
+from . import deadline_store, domain, firing, metrics, repeat, review, store, supervision
 from .calendar import CalendarGapError, WorkCalendar
 from .domain import Clock, ClockError, SlaEvent
 from .policy import DEFAULT_POLICIES, SlaPolicy, UnknownPolicyError, lookup_policy, match_rule, resolve_policy
@@ -182,6 +188,7 @@ class Escalation:
 
     async def on_return_requested(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketReturnRequestedV1 = env.data
+        await self._start_review(session, env, "return", e.ticket_id, e.ticket_no, e.unit_code, e.at)
         await self._each(
             session,
             env,
@@ -192,6 +199,7 @@ class Escalation:
 
     async def on_return_resolved(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketReturnResolvedV1 = env.data
+        await self._stop_reviews(session, env, e.ticket_id, e.at, "reviewed", {"return"})
         if e.approved:
             step: Step = lambda c, p, cal: domain.stop(c, e.at, "returned")  # noqa: E731
         else:
@@ -200,6 +208,7 @@ class Escalation:
 
     async def on_extension_reviewed(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketExtensionReviewedV1 = env.data
+        await self._stop_reviews(session, env, e.ticket_id, e.at, "reviewed", {"extension"})
         if not e.approved:
             return
         await self._each(
@@ -210,14 +219,20 @@ class Escalation:
             lambda c, p, cal: domain.extend(c, e.at, p, cal, working_days=e.working_days),
         )
 
+    async def on_extension_requested(self, session: AsyncSession, env: Envelope[Any]) -> None:
+        e: TicketExtensionRequestedV1 = env.data
+        await self._start_review(session, env, "extension", e.ticket_id, e.ticket_no, e.unit_code, e.at)
+
     async def on_ticket_replied(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketRepliedV1 = env.data
+        await self._start_review(session, env, "reply", e.ticket_id, e.ticket_no, e.unit_code, e.at)
         await self._each(
             session, env, e.ticket_id, {"sign", "handle"}, lambda c, p, cal: domain.stop(c, e.at, "replied")
         )
 
     async def on_reply_reviewed(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketReplyReviewedV1 = env.data
+        await self._stop_reviews(session, env, e.ticket_id, e.at, "reviewed", {"reply"})
         if not e.approved:
             await self._new_round(session, env, e.ticket_id, e.at, e.unit_code, "reply_rejected")
 
@@ -227,12 +242,14 @@ class Escalation:
 
     async def on_ticket_closed(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketClosedV1 = env.data
+        await self._stop_reviews(session, env, e.ticket_id, e.at, "closed")
         await self._each(
             session, env, e.ticket_id, {"sign", "handle"}, lambda c, p, cal: domain.stop(c, e.at, "closed")
         )
 
     async def on_ticket_merged(self, session: AsyncSession, env: Envelope[Any]) -> None:
         e: TicketMergedV1 = env.data
+        await self._stop_reviews(session, env, e.ticket_id, e.at, "merged")
         await self._each(
             session, env, e.ticket_id, {"sign", "handle"}, lambda c, p, cal: domain.stop(c, e.at, "merged")
         )
@@ -265,6 +282,7 @@ class Escalation:
             TicketSignedV1: self.on_ticket_signed,
             TicketReturnRequestedV1: self.on_return_requested,
             TicketReturnResolvedV1: self.on_return_resolved,
+            TicketExtensionRequestedV1: self.on_extension_requested,
             TicketExtensionReviewedV1: self.on_extension_reviewed,
             TicketRepliedV1: self.on_ticket_replied,
             TicketReplyReviewedV1: self.on_reply_reviewed,
@@ -319,6 +337,114 @@ class Escalation:
         new, fired = domain.tick(new, datetime.now(UTC), policy, cal)
         await store.insert_clock(session, new, plan_of(new, policy, cal))
         await self._publish(session, env, [*events, *more, *fired])
+
+    async def _start_review(
+        self,
+        session: AsyncSession,
+        env: Envelope[Any],
+        kind: ReviewKind,
+        ticket_id: Any,
+        ticket_no: str,
+        unit_code: str | None,
+        at: datetime,
+    ) -> None:
+        """Arm the review clock of a request, on the limit of the ticket's policy snapshot."""
+        handles = [c for c in await store.ticket_clocks(session, ticket_id) if c.kind == "handle"]
+        if not handles:
+            log.info("ticket %s: %s review requested before any dispatch; not timed", ticket_no, kind)
+            return
+        policy = await self.policy_of(session, handles[-1])
+        cal = await self.calendar(session, env.tenant)
+        rc, events, gap = review.start_or_weekdays(
+            tenant=env.tenant,
+            ticket_id=ticket_id,
+            ticket_no=ticket_no,
+            unit_code=unit_code or handles[-1].unit_code,
+            review=kind,
+            requested_at=at,
+            policy=policy,
+            calendar=cal,
+        )
+        if gap is not None:
+            # Counted Monday–Friday rather than blocking the request (alerted, like supervision deadlines).
+            metrics.CALENDAR_GAPS.inc()
+            log.error("review deadline of %s needs calendar data for %s", ticket_no, gap.day)
+        if rc is None or not await deadline_store.insert_review(session, rc):
+            return
+        rc, fired = review.tick(rc, datetime.now(UTC))  # a late request fires what is already due
+        if fired:
+            await deadline_store.save_review(session, rc)
+        await outbox.add(session, store.outbox, [env.caused(ev, source="escalation") for ev in [*events, *fired]])
+
+    async def _stop_reviews(
+        self,
+        session: AsyncSession,
+        env: Envelope[Any],
+        ticket_id: Any,
+        at: datetime,
+        reason: str,
+        kinds: set[str] | None = None,
+    ) -> None:
+        """Stop the ticket's open review clocks (of these kinds; None: all)."""
+        events: list[review.ReviewEvent] = []
+        for rc in await deadline_store.ticket_reviews(session, ticket_id, open_only=True, lock=True):
+            if kinds is None or rc.review in kinds:
+                rc, more = review.stop(rc, at, reason)
+                await deadline_store.save_review(session, rc)
+                events += more
+        await outbox.add(session, store.outbox, [env.caused(ev, source="escalation") for ev in events])
+
+    async def fire_deadlines(self, session: AsyncSession, now: datetime, limit: int) -> int:
+        """One pass of the supervision and review timers, in the caller's transaction.
+
+        Announces up to ``limit`` newly opened supervision records (opened by the ladder, in SQL or
+        here), fires up to ``limit`` overdue ones, and ticks up to ``limit`` due review clocks.
+        Returns how many rows it moved (the caller loops at once while that is ``limit`` or more).
+        """
+        envelopes: list[Envelope[Any]] = []
+
+        def envelope(tenant: str, ticket_id: Any, data: Any) -> Envelope[Any]:
+            subject = str(ticket_id)
+            return Envelope(source="escalation", tenant=tenant, subject=subject, correlation_id=subject, data=data)
+
+        opened = await deadline_store.claim_unannounced(session, limit)
+        envelopes += [envelope(s.tenant, s.ticket_id, supervision.opened_event(s, grid)) for s, grid in opened]
+        await deadline_store.mark_announced(session, [s.id for s, _ in opened], now)
+        late = await deadline_store.claim_overdue(session, now, limit)
+        fired_ids = []
+        for s, grid in late:
+            event = supervision.overdue(s, now, grid)
+            if event is not None:
+                envelopes.append(envelope(s.tenant, s.ticket_id, event))
+                fired_ids.append(s.id)
+        await deadline_store.mark_overdue(session, fired_ids, now)
+        reviews = await deadline_store.claim_due_reviews(session, now, limit)
+        for rc in reviews:
+            rc, events = review.tick(rc, now)
+            await deadline_store.save_review(session, rc)
+            envelopes += [envelope(rc.tenant, rc.ticket_id, ev) for ev in events]
+        await outbox.add(session, store.outbox, envelopes)
+        metrics.STEPS.inc(len(envelopes))
+        return max(len(opened), len(late), len(reviews))
+
+    async def close_supervision(
+        self, session: AsyncSession, tenant: str, supervision_id: Any, verified_by: str, verification: str
+    ) -> supervision.Supervision | None:
+        """销号 and its ``supervision.closed`` event, in one transaction; None if there is no such record.
+
+        Raises SupervisionError (already closed, verification missing)."""
+        found = await store.supervisions(session, tenant, open_only=False, limit=1, lock_id=supervision_id)
+        if not found:
+            return None
+        closed = supervision.close(found[0], datetime.now(UTC), verified_by, verification)
+        await store.save_supervision_closure(session, closed)
+        subject = str(closed.ticket_id)
+        event = supervision.closed_event(closed)
+        closed_env: Envelope[Any] = Envelope(
+            source="escalation", tenant=tenant, subject=subject, correlation_id=subject, data=event
+        )
+        await outbox.add(session, store.outbox, [closed_env])
+        return closed
 
     async def _publish(self, session: AsyncSession, env: Envelope[Any], events: list[SlaEvent]) -> None:
         envelopes = [env.caused(e, source="escalation") for e in events]

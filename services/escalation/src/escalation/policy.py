@@ -156,6 +156,30 @@ class EscalationStep:
 
 
 @dataclass(frozen=True)
+class TimeLimit:
+    """A limit counted from some event: the 退单 window (from dispatch) or a review step (from the request).
+
+    ``count_from`` applies to working days as on the policy: the start day is not counted
+    (``next_day``) or counted (``same_day``).
+    """
+
+    limit: Duration
+    count_from: CountFrom = "next_day"
+
+    def __post_init__(self) -> None:
+        if self.limit.amount <= 0:
+            raise PolicyError(f"a time limit must be longer than zero, got {self.limit.describe()}")
+        if self.count_from not in ("next_day", "same_day"):
+            raise PolicyError(f"count_from must be 'next_day' or 'same_day', got {self.count_from!r}")
+
+    def after(self, start: datetime, calendar: WorkCalendar) -> datetime:
+        return self.limit.after(start, calendar, from_next_day=self.count_from == "next_day")
+
+    def describe(self) -> str:
+        return self.limit.describe() + (" (same day counted)" if self.count_from == "same_day" else "")
+
+
+@dataclass(frozen=True)
 class Deadlines:
     warn_at: datetime
     due_at: datetime
@@ -187,6 +211,16 @@ class SlaPolicy:
     # 一票否决 categories (群体性事件, 环保事件, 重大安全事故 … in the tenant's own codes): a ticket of
     # one of these goes to the top rung of the ladder the moment its clock starts.
     veto_categories: tuple[str, ...] = ()
+    # 退单 window: how long after dispatch the unit may still ask to return the ticket (domain §1.5:
+    # 2 working days in Shandong, S8). None: no window of our own (the platform's rules apply).
+    return_window: TimeLimit | None = TimeLimit(Duration("working_days", 2))
+    # How long the platform may take to review a 退单 request, a 延期 request and a reply (domain
+    # §1.3 审核 timer). No published figure: one working day each [I]. None: that review is not timed.
+    return_review: TimeLimit | None = TimeLimit(Duration("working_days", 1))
+    extension_review: TimeLimit | None = TimeLimit(Duration("working_days", 1))
+    reply_review: TimeLimit | None = TimeLimit(Duration("working_days", 1))
+    # A review still undecided this long after its deadline is escalated to the supervisor.
+    review_escalate_after: Duration = Duration("working_hours", 4)
 
     def __post_init__(self) -> None:
         if not self.key or self.key.strip() != self.key or " " in self.key:
@@ -213,6 +247,21 @@ class SlaPolicy:
             raise PolicyError(f"policy {self.key}: veto categories must be category codes")
         if self.veto_categories and not self.ladder:
             raise PolicyError(f"policy {self.key}: veto categories need a ladder to jump to the top of")
+        if self.review_escalate_after.amount <= 0:
+            raise PolicyError(f"policy {self.key}: review_escalate_after must be longer than zero")
+
+    def review_limit(self, review: str) -> TimeLimit | None:
+        """The limit of the platform's review of a ``return``, ``extension`` or ``reply`` request."""
+        limits = {"return": self.return_review, "extension": self.extension_review, "reply": self.reply_review}
+        if review not in limits:
+            raise PolicyError(f"unknown review {review!r}")
+        return limits[review]
+
+    def return_window_end(self, dispatched_at: datetime, calendar: WorkCalendar) -> datetime | None:
+        """Until when a unit may request 退单 for a ticket dispatched at ``dispatched_at`` (None: no window)."""
+        if self.return_window is None:
+            return None
+        return self.return_window.after(dispatched_at.astimezone(calendar.tz), calendar)
 
     def due_after(self, start: datetime, calendar: WorkCalendar) -> datetime:
         return self.limit.after(start, calendar, from_next_day=self.count_from == "next_day")

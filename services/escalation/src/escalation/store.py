@@ -156,8 +156,43 @@ supervision = Table(
     Column("closed_at", DateTime(timezone=True)),
     Column("verified_by", Text),
     Column("verification", Text),
+    # The record's durable timers (deadline_store): supervision.opened is published once, then
+    # supervision.overdue once if the report-back deadline passes before 销号.
+    Column("announced_at", DateTime(timezone=True)),
+    Column("overdue_at", DateTime(timezone=True)),
 )
 Index("ix_supervision_open", supervision.c.tenant, supervision.c.due_at, postgresql_where=text("closed_at IS NULL"))
+Index("ix_supervision_unannounced", supervision.c.opened_at, postgresql_where=text("announced_at IS NULL"))
+Index(
+    "ix_supervision_overdue_due",
+    supervision.c.due_at,
+    postgresql_where=text("closed_at IS NULL AND overdue_at IS NULL"),
+)
+
+# Platform review clocks (review.ReviewClock): 退单, 延期 and reply reviews, timed against the reviewer.
+review_clock = Table(
+    "review_clock",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # derived from (ticket, review, requested_at): one per request
+    Column("tenant", Text, nullable=False),
+    Column("ticket_id", Uuid, nullable=False),
+    Column("ticket_no", Text, nullable=False),
+    Column("unit_code", Text),
+    Column("review", Text, nullable=False),  # return | extension | reply
+    Column("policy_key", Text, nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("time_limit", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("warn_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("escalate_at", DateTime(timezone=True), nullable=False),
+    Column("stage", Integer, nullable=False),  # milestones fired: 1 warned, 2 breached, 3 escalated
+    Column("stopped_at", DateTime(timezone=True)),
+    Column("stop_reason", Text),
+    Column("next_due_at", DateTime(timezone=True)),  # the durable timer; NULL once nothing is pending
+)
+Index("ix_review_clock_due", review_clock.c.next_due_at, postgresql_where=text("next_due_at IS NOT NULL"))
+Index("ix_review_clock_ticket", review_clock.c.ticket_id)
 
 # A tenant's working-hour windows, e.g. [["09:00", "12:00"], ["13:30", "17:30"]]; absent: the default.
 working_hours = Table(

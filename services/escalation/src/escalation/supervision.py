@@ -3,6 +3,11 @@
 A ladder step whose action is a formal supervision opens a record with its own deadline (the unit
 must report back within it; domain §1.5: 督办 items 3 working days) and recipients. A supervisor
 closes it (销号) only with a verification note: the record says who verified and when.
+
+The report-back deadline is a durable timer (``deadline_store``): a record announces itself once
+(``supervision.opened``), and if 销号 has not happened by ``due_at`` it fires ``supervision.overdue``
+once, to the record's recipients plus the unit head, the grid head and the 包抓 sponsor (the
+people a 督办单 is addressed to, issue 5). 销号 publishes ``supervision.closed``.
 """
 
 from __future__ import annotations
@@ -11,8 +16,15 @@ import hashlib
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import cast, get_args
 
-from gridline_contracts.escalation import EscalationRaisedV1
+from gridline_contracts.escalation import (
+    EscalationRaisedV1,
+    RecipientRole,
+    SupervisionClosedV1,
+    SupervisionOpenedV1,
+    SupervisionOverdueV1,
+)
 
 from .calendar import CalendarGapError, WorkCalendar
 
@@ -24,6 +36,14 @@ RECORD_KINDS = {
     "accountability": "问责",
 }
 REPORT_BACK_WORKING_DAYS = 3
+# Whoever the ladder step named, an overdue record also goes to these (issue 5: unit head, grid head,
+# 包抓 sponsor).
+OVERDUE_ALSO_TO: tuple[RecipientRole, ...] = ("unit_head", "grid_head", "sponsor_unit")
+_ROLES = frozenset(get_args(RecipientRole))
+
+
+def _roles(names: tuple[str, ...] | list[str]) -> list[RecipientRole]:
+    return [cast(RecipientRole, r) for r in dict.fromkeys(names) if r in _ROLES]
 
 
 class SupervisionError(ValueError):
@@ -48,6 +68,7 @@ class Supervision:
     closed_at: datetime | None = None
     verified_by: str | None = None
     verification: str | None = None
+    overdue_at: datetime | None = None  # when supervision.overdue fired (once), if it did
 
 
 def record_id(
@@ -101,3 +122,60 @@ def close(s: Supervision, at: datetime, verified_by: str, verification: str) -> 
     if not verified_by.strip() or not verification.strip():
         raise SupervisionError("verification_required", "销号须填写核查人和核查情况")
     return replace(s, closed_at=at, verified_by=verified_by.strip(), verification=verification.strip())
+
+
+def overdue_recipients(recipients: tuple[str, ...]) -> list[RecipientRole]:
+    """The record's own recipients, then ``OVERDUE_ALSO_TO``, each once (unknown roles dropped)."""
+    return _roles([*recipients, *OVERDUE_ALSO_TO])
+
+
+def opened_event(s: Supervision, grid_code: str | None) -> SupervisionOpenedV1:
+    return SupervisionOpenedV1(
+        supervision_id=s.id,
+        ticket_id=s.ticket_id,
+        ticket_no=s.ticket_no,
+        unit_code=s.unit_code,
+        grid_code=grid_code,
+        kind=s.kind,
+        step_code=s.step_code,
+        recipients=_roles(s.recipients),
+        opened_at=s.opened_at,
+        due_at=s.due_at,
+    )
+
+
+def overdue(s: Supervision, now: datetime, grid_code: str | None) -> SupervisionOverdueV1 | None:
+    """The overdue event of an open record whose deadline passed at ``now``, else None (closed or not due)."""
+    if s.closed_at is not None or now < s.due_at:
+        return None
+    return SupervisionOverdueV1(
+        supervision_id=s.id,
+        ticket_id=s.ticket_id,
+        ticket_no=s.ticket_no,
+        unit_code=s.unit_code,
+        grid_code=grid_code,
+        kind=s.kind,
+        step_code=s.step_code,
+        recipients=overdue_recipients(s.recipients),
+        opened_at=s.opened_at,
+        due_at=s.due_at,
+        detected_at=now,
+    )
+
+
+def closed_event(s: Supervision) -> SupervisionClosedV1:
+    """``supervision.closed`` of a record ``close`` returned."""
+    assert s.closed_at is not None and s.verified_by is not None
+    return SupervisionClosedV1(
+        supervision_id=s.id,
+        ticket_id=s.ticket_id,
+        ticket_no=s.ticket_no,
+        unit_code=s.unit_code,
+        kind=s.kind,
+        step_code=s.step_code,
+        opened_at=s.opened_at,
+        due_at=s.due_at,
+        closed_at=s.closed_at,
+        verified_by=s.verified_by,
+        on_time=s.closed_at <= s.due_at,
+    )
