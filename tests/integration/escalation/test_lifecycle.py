@@ -43,10 +43,13 @@ def sh(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
 
 
 class Ctx:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], topic: str, producer: Any) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], topic: str, producer: Any, escalation: Escalation
+    ) -> None:
         self.sessions = sessions
         self.topic = topic
         self.producer = producer
+        self.escalation = escalation
 
     async def send(self, env: Envelope[Any]) -> None:
         await self.producer.send_and_wait(self.topic, env.body(), key=env.subject.encode(), headers=env.headers())
@@ -110,7 +113,7 @@ async def ctx(stack: Any, sessions: async_sessionmaker[AsyncSession]) -> AsyncIt
     )
     task = asyncio.create_task(consumer.run())
     try:
-        yield Ctx(sessions, topic, producer)
+        yield Ctx(sessions, topic, producer, escalation)
     finally:
         await consumer.stop()
         await asyncio.wait_for(task, 30)
@@ -153,6 +156,15 @@ async def test_sign_pause_extend_reply_redo_close(ctx: Ctx) -> None:
     working time paused; an approved 延期 moves it again (once, even if delivered twice); the reply
     stops it; 退回重办 arms a new round; 办结 ends it."""
     tid, no = uuid.uuid4(), "GL-IT-LIFE-0001"
+    # Replayed as of the dispatch: with the real clock, a week already past would be all overdue.
+    ctx.escalation.now = lambda: sh(2026, 11, 22, 11)
+    try:
+        await _sign_pause_extend_reply_redo_close(ctx, tid, no)
+    finally:
+        ctx.escalation.now = lambda: datetime.now(UTC)
+
+
+async def _sign_pause_extend_reply_redo_close(ctx: Ctx, tid: uuid.UUID, no: str) -> None:
     # Sunday 22 Nov 2026: the 5 working days run Mon 23 … Fri 27, due at 17:30.
     await ctx.send(envelope(dispatched(tid, no, sh(2026, 11, 22, 11))))
     clocks = await ctx.until("both clocks", lambda: _n_clocks(ctx, tid, 2))
@@ -222,7 +234,16 @@ async def test_sign_pause_extend_reply_redo_close(ctx: Ctx) -> None:
     assert final[("handle", 0)].stopped_at == sh(2026, 11, 24, 10) and final[("handle", 0)].extension_no == 1
     assert final[("handle", 1)].started_at == sh(2026, 11, 24, 15)
 
-    events = await ctx.events(tid)
+    everything = await ctx.events(tid)
+    # The platform's reviews are timed too: the 退单 review and the reply review, each stopped by its review.
+    reviews = [(e["type"], e["review"], e.get("reason")) for e in everything if e["type"].startswith("review.")]
+    assert reviews == [
+        ("review.clock_started", "return", None),
+        ("review.clock_stopped", "return", "reviewed"),
+        ("review.clock_started", "reply", None),
+        ("review.clock_stopped", "reply", "reviewed"),
+    ]
+    events = [e for e in everything if e["type"].startswith("sla.")]
     summary = [(e["type"], e.get("clock"), e.get("round"), e.get("reason")) for e in events]
     assert summary == [
         ("sla.clock_started", "handle", 0, None),

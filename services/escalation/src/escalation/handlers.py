@@ -68,9 +68,18 @@ Step = Callable[[Clock, SlaPolicy, WorkCalendar], tuple[Clock, list[SlaEvent]]]
 
 
 class Escalation:
-    def __init__(self, *, timezone: str, gap_retry: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(
+        self,
+        *,
+        timezone: str,
+        gap_retry: timedelta = timedelta(minutes=5),
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.timezone = timezone
         self.gap_retry = gap_retry
+        # The wall clock lifecycle handlers tick with (tests replay a past week with a fixed one);
+        # the timers pass their own ``now``.
+        self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
 
     async def calendar(self, session: AsyncSession, tenant: str) -> WorkCalendar:
         overrides = await store.overrides(session, tenant)
@@ -147,7 +156,7 @@ class Escalation:
     ) -> None:
         round_no = max((c.round for c in existing), default=-1) + 1
         policy = await self._policy_for(session, env.tenant, e, cal, tenant_policies)
-        now = datetime.now(UTC)
+        now = self.now()
         sign_due_at = None
         armed: list[tuple[Clock, SlaPolicy]] = []
         if policy.sign_policy_key is not None:
@@ -302,7 +311,7 @@ class Escalation:
             log.info("ticket %s has no open %s clock for %s", ticket_id, "/".join(sorted(kinds)), env.type)
             return
         cal = await self.calendar(session, env.tenant)
-        now = datetime.now(UTC)
+        now = self.now()
         events: list[SlaEvent] = []
         for c in clocks:
             policy = await self.policy_of(session, c)
@@ -334,7 +343,7 @@ class Escalation:
             last, events = domain.stop(last, at, why)
             await store.save_clock(session, last, [])
         new, more = domain.rearm(last, at, policy, cal, unit_code=unit)
-        new, fired = domain.tick(new, datetime.now(UTC), policy, cal)
+        new, fired = domain.tick(new, self.now(), policy, cal)
         await store.insert_clock(session, new, plan_of(new, policy, cal))
         await self._publish(session, env, [*events, *more, *fired])
 
@@ -371,7 +380,7 @@ class Escalation:
             log.error("review deadline of %s needs calendar data for %s", ticket_no, gap.day)
         if rc is None or not await deadline_store.insert_review(session, rc):
             return
-        rc, fired = review.tick(rc, datetime.now(UTC))  # a late request fires what is already due
+        rc, fired = review.tick(rc, self.now())  # a late request fires what is already due
         if fired:
             await deadline_store.save_review(session, rc)
         await outbox.add(session, store.outbox, [env.caused(ev, source="escalation") for ev in [*events, *fired]])
@@ -436,7 +445,7 @@ class Escalation:
         found = await store.supervisions(session, tenant, open_only=False, limit=1, lock_id=supervision_id)
         if not found:
             return None
-        closed = supervision.close(found[0], datetime.now(UTC), verified_by, verification)
+        closed = supervision.close(found[0], self.now(), verified_by, verification)
         await store.save_supervision_closure(session, closed)
         subject = str(closed.ticket_id)
         event = supervision.closed_event(closed)
@@ -484,7 +493,7 @@ class Escalation:
         c = clocks[-1]
         policy = await self.policy_of(session, c)
         cal = await self.calendar(session, tenant)
-        new, events = domain.acknowledge(c, datetime.now(UTC), policy, cal, by)
+        new, events = domain.acknowledge(c, self.now(), policy, cal, by)
         await store.save_clock(session, new, plan_of(new, policy, cal))
         subject = str(ticket_id)
         await outbox.add(
