@@ -20,6 +20,7 @@ from escalation import store
 from escalation.api import build_router
 from escalation.handlers import Escalation
 from escalation.policy import DEFAULT_POLICIES
+from escalation.supervision import Supervision
 from gridline_boot.http import install_error_handlers
 from gridline_contracts.envelope import Envelope
 from gridline_contracts.intake import (
@@ -396,3 +397,88 @@ async def test_escalations_own_policy_table_picks_the_policy_at_dispatch(
         assert clock is not None
         keys[demand] = (clock.policy_key, clock.requested_policy_key)
     assert keys == {"complaint": ("complaint-5wd", "standard-5wd"), "consult": ("standard-5wd", "standard-5wd")}
+
+
+async def test_return_window_reviews_and_the_closure_event_through_the_api(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The 退单 window's end on the clock and the board; the new limits validated on save; a pending
+    review on the reviewers' board; 销号 publishes supervision.closed."""
+    sh = ZoneInfo("Asia/Shanghai")
+    bad = await api.post(
+        f"/v1/tenants/{TENANT}/policies",
+        json=policy_body(return_window={"limit": {"kind": "working_days", "amount": 1.5}}),
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_policy"
+    bad = await api.post(f"/v1/tenants/{TENANT}/policies", json=policy_body(review_escalate_after={"kind": "x"}))
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_policy"
+
+    tid = uuid.uuid4()
+    # Dispatched Wed 30 Sep 2026 10:00: the 2-working-day 退单 window skips National Day (1–7 Oct).
+    data = TicketDispatchedV1(
+        ticket_id=tid,
+        ticket_no="GL-IT-RETURN-WINDOW",
+        category_code="0102",
+        unit_code="RW-UNIT",
+        grid_code="330106001001",
+        sla_policy_key="standard-5wd",
+        dispatched_at=datetime(2026, 9, 30, 10, tzinfo=sh),
+        reporter=ReporterRef(),
+    )
+    esc = Escalation(timezone="Asia/Shanghai")
+    async with sessions() as s, s.begin():
+        await esc.on_ticket_dispatched(s, _env(data))
+    clock = (await api.get(f"/v1/tenants/{TENANT}/clocks/{tid}")).json()
+    assert datetime.fromisoformat(clock["return_window_ends_at"]) == datetime(2026, 10, 9, 17, 30, tzinfo=sh)
+    sign = (await api.get(f"/v1/tenants/{TENANT}/clocks/{tid}", params={"kind": "sign"})).json()
+    assert sign["return_window_ends_at"] is None
+    board = (await api.get(f"/v1/tenants/{TENANT}/board", params={"limit": 1000})).json()
+    [on_board] = [c for c in board if c["ticket_id"] == str(tid) and c["kind"] == "handle"]
+    assert on_board["return_window_ends_at"] == clock["return_window_ends_at"]
+
+    replied = TicketRepliedV1(
+        ticket_id=tid,
+        ticket_no="GL-IT-RETURN-WINDOW",
+        from_status="accepted",
+        to_status="replied",
+        actor_role="unit",
+        actor="RW-UNIT",
+        at=datetime.now(sh),
+        reply="已处理",
+    )
+    async with sessions() as s, s.begin():
+        await esc.on_ticket_replied(s, _env(replied))
+    pending = [r for r in (await api.get(f"/v1/tenants/{TENANT}/reviews")).json() if r["ticket_id"] == str(tid)]
+    assert [(r["review"], r["colour"], r["stopped_at"]) for r in pending] == [("reply", "green", None)]
+    assert (await api.get(f"/v1/tenants/{TENANT}/tickets/{tid}/reviews")).json() == pending
+
+    # A 督办单 on this ticket, closed by verification before its deadline: one supervision.closed, on time.
+    record = Supervision(
+        id=uuid.uuid4(),
+        tenant=TENANT,
+        ticket_id=tid,
+        ticket_no="GL-IT-RETURN-WINDOW",
+        unit_code="RW-UNIT",
+        kind="督办单",
+        step_code="E3",
+        recipients=("unit_head",),
+        opened_at=datetime.now(sh),
+        due_at=datetime.now(sh) + timedelta(days=3),
+    )
+    async with sessions() as s, s.begin():
+        await store.add_supervisions(s, [record])
+    done = await api.post(
+        f"/v1/tenants/{TENANT}/supervisions/{record.id}/close",
+        json={"verified_by": "督查组-李", "verification": "已整改到位"},
+    )
+    assert done.status_code == 200 and done.json()["overdue_at"] is None
+    async with sessions() as s:
+        rows = (
+            await s.execute(
+                select(store.outbox.c.headers, store.outbox.c.payload).where(store.outbox.c.key == str(tid))
+            )
+        ).all()
+    closed = [json.loads(r.payload) for r in rows if dict(r.headers)["ce_type"] == "cn.gridline.supervision.closed.v1"]
+    assert [(c["supervision_id"], c["on_time"], c["verified_by"]) for c in closed] == [
+        (str(record.id), True, "督查组-李")
+    ]
