@@ -11,11 +11,17 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .handlers import Escalation
 
 log = logging.getLogger(__name__)
+
+# Bounded label: the eight supervision.* and review.* event types.
+EVENTS = Counter(
+    "escalation_deadline_events_total", "Events the supervision and review timers published, by type.", ["type"]
+)
 
 
 class DeadlineTimer:
@@ -41,7 +47,10 @@ class DeadlineTimer:
             n = 0
             try:
                 async with self.sessions() as s, s.begin():
-                    n = await self.escalation.fire_deadlines(s, datetime.now(UTC), self.batch_max)
+                    done = await self.escalation.fire_deadlines(s, datetime.now(UTC), self.batch_max)
+                n = done.moved
+                for event_type, count in done.events.items():
+                    EVENTS.labels(event_type).inc(count)
             except Exception:
                 log.exception("deadline timer iteration failed")
             if n < self.batch_max:

@@ -24,8 +24,9 @@ ticket's policy snapshot (its newest handling clock's key and version); ``ticket
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,6 +66,14 @@ def plan_of(c: Clock, policy: SlaPolicy, cal: WorkCalendar) -> store.Plan:
 
 
 Step = Callable[[Clock, SlaPolicy, WorkCalendar], tuple[Clock, list[SlaEvent]]]
+
+
+@dataclass(frozen=True)
+class DeadlinePass:
+    """What one pass of the supervision and review timers did."""
+
+    moved: int
+    events: Counter[str]
 
 
 class Escalation:
@@ -127,6 +136,8 @@ class Escalation:
         if any(c.kind == "handle" and c.started_at == e.dispatched_at and c.unit_code == e.unit_code for c in existing):
             log.info("ticket %s: this dispatch already has its clocks", e.ticket_no)
             return
+        if existing:  # a re-dispatch: a review still pending for the previous unit no longer matters
+            await self._stop_reviews(session, env, e.ticket_id, e.dispatched_at, "redispatched")
         cal = await self.calendar(session, env.tenant)
         events: list[SlaEvent] = []
         for c in existing:
@@ -403,12 +414,13 @@ class Escalation:
                 events += more
         await outbox.add(session, store.outbox, [env.caused(ev, source="escalation") for ev in events])
 
-    async def fire_deadlines(self, session: AsyncSession, now: datetime, limit: int) -> int:
+    async def fire_deadlines(self, session: AsyncSession, now: datetime, limit: int) -> DeadlinePass:
         """One pass of the supervision and review timers, in the caller's transaction.
 
         Announces up to ``limit`` newly opened supervision records (opened by the ladder, in SQL or
         here), fires up to ``limit`` overdue ones, and ticks up to ``limit`` due review clocks.
-        Returns how many rows it moved (the caller loops at once while that is ``limit`` or more).
+        Returns the most rows any of the three claims moved (the caller loops at once while that is
+        ``limit``) and the events written, by type.
         """
         envelopes: list[Envelope[Any]] = []
 
@@ -433,8 +445,9 @@ class Escalation:
             await deadline_store.save_review(session, rc)
             envelopes += [envelope(rc.tenant, rc.ticket_id, ev) for ev in events]
         await outbox.add(session, store.outbox, envelopes)
-        metrics.STEPS.inc(len(envelopes))
-        return max(len(opened), len(late), len(reviews))
+        return DeadlinePass(
+            moved=max(len(opened), len(late), len(reviews)), events=Counter(e.data.TYPE for e in envelopes)
+        )
 
     async def close_supervision(
         self, session: AsyncSession, tenant: str, supervision_id: Any, verified_by: str, verification: str
