@@ -26,6 +26,8 @@ from gridline_contracts.envelope import Envelope, EventData
 from gridline_contracts.intake import (
     ReporterRef,
     TicketDispatchedV1,
+    TicketExtensionRequestedV1,
+    TicketExtensionReviewedV1,
     TicketRepliedV1,
     TicketReplyReviewedV1,
     TicketReturnRequestedV1,
@@ -187,3 +189,21 @@ async def test_an_overdue_reply_review_warns_breaches_and_escalates_to_the_revie
     assert stop["on_time"] is False
     [rc] = await ctx.reviews(tid)
     assert rc.stage == 3 and rc.stop_reason == "reviewed"
+
+
+async def test_an_extension_review_is_timed_from_the_request_and_stopped_by_the_decision(ctx: Ctx) -> None:
+    tid, no = uuid.uuid4(), "GL-IT-REV-0003"
+    now = datetime.now(UTC)
+    await ctx.send(dispatched(tid, no, now - timedelta(hours=1), "standard-5wd"))
+    asked = common(tid, no, "accepted", "extension_requested", now)
+    await ctx.send(TicketExtensionRequestedV1(**asked, working_days=3, reason="需协调产权单位"))
+    [rc] = await ctx.until("the extension review", lambda: ctx.reviews(tid))
+    assert rc.review == "extension" and rc.requested_at == now and rc.due_at > now
+    decided = common(tid, no, "extension_requested", "accepted", now + timedelta(hours=2), "platform")
+    await ctx.send(TicketExtensionReviewedV1(**decided, approved=False, working_days=3, reviewer="审核员-02"))
+
+    async def stopped() -> list[dict[str, Any]]:
+        return [e for e in await ctx.events(tid) if e["type"] == "review.clock_stopped"]
+
+    [stop] = await ctx.until("the extension review stopped", stopped)
+    assert stop["review"] == "extension" and stop["on_time"] is True and stop["reason"] == "reviewed"
