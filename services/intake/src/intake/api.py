@@ -23,7 +23,6 @@ from gridline_boot.logging import bind
 from gridline_contracts.envelope import Envelope
 from gridline_contracts.intake import DemandType, OrderOrigin, Priority, ReporterRef
 from gridline_geo.crs import to_wgs84
-from gridline_messaging import outbox as outbox_mod
 from gridline_pii import InvalidPhone, caller_hash, lookup_hash, mask_phone, normalize_phone
 
 from . import domain, store
@@ -132,26 +131,26 @@ async def admit(
     """
     day = now.astimezone(SHANGHAI).date()
     ticket_no = await numbers.next(report.tenant, day) if numbers else await store.next_ticket_no(s, report.tenant, day)
-    rid = await store.insert_contact(s, tenant=report.tenant, **contact) if contact is not None else None
     ticket, entry, events = domain.receive(report, ticket_id=uuid.uuid4(), ticket_no=ticket_no, now=now)
     bind(ticket_id=ticket.id, tenant=ticket.tenant)
-    await store.insert_ticket(
+    cid = correlation_id or str(ticket.id)
+    envelopes: list[Envelope[Any]] = [
+        Envelope(source="intake", tenant=ticket.tenant, subject=str(ticket.id), correlation_id=cid, data=e)
+        for e in events
+    ]
+    await store.insert_new_ticket(
         s,
         ticket,
-        reporter_id=rid,
+        entry,
+        envelopes,
+        at=now,
+        contact=contact,
         query_code_hash=hash_query_code(query_code),
         source=report.origin.integration if report.origin else None,
         external_id=report.origin.external_id if report.origin else None,
         source_hash=source_hash,
         site=report.site.model_dump() if report.site else None,
     )
-    await store.add_history(s, ticket.id, entry, now)
-    cid = correlation_id or str(ticket.id)
-    envelopes: list[Envelope[Any]] = [
-        Envelope(source="intake", tenant=ticket.tenant, subject=str(ticket.id), correlation_id=cid, data=e)
-        for e in events
-    ]
-    await outbox_mod.add(s, store.outbox, envelopes)
     return ticket
 
 
