@@ -143,3 +143,42 @@ async def test_supervision_ids_match_the_python_derivation(sessions: async_sessi
             want[rid].kind,
             want[rid].step_code,
         )
+
+
+async def test_a_clock_without_a_plan_is_ticked_then_fires_from_the_plan_it_got(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The Python path (a row saved without a plan) writes the new plan to ``clock_plan``; the next
+    instants then fire set-based, equal to ``tick``; a stopped clock keeps no plan row."""
+    (c, p) = next((c, p) for c, p in clocks() if p.key == "standard-5wd")
+    ats = [datetime.fromisoformat(i["at"]) for i in plan_of(c, p, CAL)]
+    async with sessions() as s, s.begin():
+        await s.execute(delete(store.clock))
+        await s.execute(delete(store.clock_plan))
+        await s.execute(delete(store.outbox))
+        await store.insert_clock(s, c, [])
+
+    async def plan_rows() -> list[Any]:
+        async with sessions() as s:
+            q = select(store.clock_plan.c.plan).where(store.clock_plan.c.ticket_id == c.ticket_id)
+            return list((await s.execute(q)).scalars())
+
+    assert await plan_rows() == []
+    state = c
+    saved: list[Any] = []
+    for now in (ats[0] + timedelta(minutes=1), ats[2] + timedelta(minutes=1)):
+        state, events = tick(state, now, p, CAL)
+        fired = await fire(sessions, now)
+        assert [strip(e) for _, e, _ in fired] == [strip(e) for e in events] and events
+        async with sessions() as s:
+            assert await store.get_clock(s, c.ticket_id) == state
+        [plan] = await plan_rows()
+        if not saved:  # ticked in Python: the plan of the state it moved to
+            want = plan_of(state, p, CAL)
+            assert [datetime.fromisoformat(i["at"]) for i in plan] == [datetime.fromisoformat(i["at"]) for i in want]
+            saved = plan
+        else:  # fired set-based: the plan row is only read
+            assert plan == saved
+    async with sessions() as s, s.begin():
+        await store.save_clock(s, replace(state, state="stopped", next_due_at=None), [])
+    assert await plan_rows() == []
