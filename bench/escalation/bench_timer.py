@@ -57,11 +57,11 @@ from typing import Any
 import asyncpg
 
 from escalation import domain, store
-from escalation.calendar import WorkCalendar
 from escalation.domain import Clock
 from escalation.handlers import plan_of
 from escalation.policy import DEFAULT_POLICIES
 from gridline_boot.db import create_engine, session_factory
+from gridline_calendar import WorkCalendar
 from gridline_contracts.envelope import Envelope
 from gridline_contracts.intake import ReporterRef, TicketDispatchedV1
 from gridline_messaging import outbox

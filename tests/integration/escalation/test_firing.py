@@ -19,10 +19,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalation import store, supervision
-from escalation.calendar import WorkCalendar
 from escalation.domain import Clock, SlaEvent, arm_clock, tick
 from escalation.handlers import Escalation, plan_of
 from escalation.policy import DEFAULT_POLICIES, SlaPolicy
+from gridline_calendar import WorkCalendar
 from gridline_contracts.escalation import EscalationRaisedV1
 from gridline_contracts.intake import ReporterRef, TicketDispatchedV1
 from gridline_contracts.registry import lookup, parse_ce_type

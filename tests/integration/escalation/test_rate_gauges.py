@@ -10,11 +10,11 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalation import store
-from escalation.calendar import WorkCalendar
 from escalation.domain import arm_clock, stop
 from escalation.handlers import Escalation
 from escalation.policy import DEFAULT_POLICIES
 from escalation.timer import Timer
+from gridline_calendar import WorkCalendar
 from gridline_contracts.intake import ReporterRef, TicketDispatchedV1
 
 TENANT = "330199"

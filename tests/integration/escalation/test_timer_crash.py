@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalation import store
-from escalation.calendar import WorkCalendar
 from escalation.domain import arm_clock
 from escalation.handlers import plan_of
 from escalation.policy import DEFAULT_POLICIES
+from gridline_calendar import WorkCalendar
 from gridline_contracts.intake import ReporterRef, TicketDispatchedV1
 
 from .conftest import ROOT, service_env

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import escalation.domain
-from escalation.calendar import CalendarGapError, WorkCalendar
 from escalation.domain import Clock, ClockError, SlaEvent, arm_clock, extend, pause, resume, stop, tick
 from escalation.policy import DEFAULT_POLICIES, Duration, SlaPolicy
+from gridline_calendar import CalendarGapError, WorkCalendar
 from gridline_contracts.escalation import (
     EscalationRaisedV1,
     SlaBreachedV1,

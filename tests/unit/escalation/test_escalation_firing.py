@@ -9,9 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from escalation import firing
-from escalation.calendar import WorkCalendar
 from escalation.domain import Clock, SlaEvent, arm_clock, pause, schedule, stop, tick
 from escalation.policy import DEFAULT_POLICIES, SlaPolicy
+from gridline_calendar import WorkCalendar
 from gridline_contracts.intake import ReporterRef, TicketDispatchedV1
 
 SH = ZoneInfo("Asia/Shanghai")

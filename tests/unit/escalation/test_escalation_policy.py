@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from escalation.calendar import CalendarGapError, WorkCalendar
 from escalation.policy import (
     DEFAULT_POLICIES,
     Duration,
@@ -21,6 +20,7 @@ from escalation.policy import (
     plan_deadlines,
     resolve_policy,
 )
+from gridline_calendar import CalendarGapError, WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from escalation import review
-from escalation.calendar import WorkCalendar
 from escalation.policy import DEFAULT_POLICIES, Duration, PolicyError, SlaPolicy, TimeLimit
 from escalation.supervision import (
     Supervision,
@@ -23,6 +22,7 @@ from escalation.supervision import (
     overdue_recipients,
     report_back_due,
 )
+from gridline_calendar import WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 TID = uuid.UUID("5a1e5c0f-7e11-4c0d-9a3b-1234567890ab")

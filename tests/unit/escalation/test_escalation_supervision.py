@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from escalation.calendar import WorkCalendar
 from escalation.supervision import SupervisionError, close, open_for
+from gridline_calendar import WorkCalendar
 from gridline_contracts.escalation import EscalationRaisedV1
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -182,11 +182,11 @@ def test_return_window_is_two_working_days(dispatched: datetime, still_open: dat
 
 def test_return_window_follows_the_tenants_overrides() -> None:
     t = ticket_in(Status.DISPATCHED, dispatched_at=cst(2026, 11, 20, 16))
-    local_holiday = Rules(calendars={"330106": WorkingDays({date(2026, 11, 23): False})})
+    local_holiday = Rules(calendars={"330106": WorkingDays(overrides={date(2026, 11, 23): False})})
     assert ask_return(t, cst(2026, 11, 25, 10), local_holiday).ticket.status is Status.RETURN_REQUESTED
     with pytest.raises(TransitionRefused, match="return_window_closed"):
         ask_return(t, cst(2026, 11, 25, 10))  # the same moment without the override: closed
-    other_tenant = Rules(calendars={"330108": WorkingDays({date(2026, 11, 23): False})})
+    other_tenant = Rules(calendars={"330108": WorkingDays(overrides={date(2026, 11, 23): False})})
     with pytest.raises(TransitionRefused, match="return_window_closed"):
         ask_return(t, cst(2026, 11, 25, 10), other_tenant)
 
@@ -200,7 +200,7 @@ def test_a_year_without_calendar_data_is_a_clear_error_not_a_guess() -> None:
     assert info.value.code == "calendar_gap" and info.value.status == 503
     assert info.value.details == {"day": "2027-01-01"} and "2027" in info.value.message
     # Once the year's notice is entered (New Year's Day off, the rest Mon–Fri), the answer is exact.
-    notice = Rules(calendars={"330106": WorkingDays({date(2027, 1, 1): False}, complete_years={2027})})
+    notice = Rules(calendars={"330106": WorkingDays(overrides={date(2027, 1, 1): False}, override_years={2027})})
     with pytest.raises(TransitionRefused) as closed:
         ask_return(t, cst(2027, 1, 5, 10), notice)
     assert closed.value.code == "return_window_closed"

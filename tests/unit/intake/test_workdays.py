@@ -1,4 +1,5 @@
-"""intake's working-day calendar: chinese_calendar + a tenant's overrides, never a guess."""
+"""intake's CALENDAR_OVERRIDES for the shared working calendar (the calendar itself is tested in
+tests/unit/calendar; the request windows in test_state_machine)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from intake.settings import IntakeSettings
-from intake.workdays import CalendarGapError, WorkingDays, parse_overrides
+from intake.workdays import parse_overrides
 
 KEYS = {
     "pii_key": "x",
@@ -16,15 +17,6 @@ KEYS = {
     "database_url": "postgresql://u@h/db",
     "kafka_bootstrap_servers": "localhost:9092",
 }
-
-
-def test_statutory_holidays_and_make_up_days() -> None:
-    cal = WorkingDays()
-    assert cal.is_workday(date(2026, 9, 30)) and not cal.is_workday(date(2026, 10, 1))
-    assert cal.is_workday(date(2026, 10, 10))  # Saturday 补班
-    with pytest.raises(CalendarGapError) as info:
-        cal.is_workday(date(2027, 3, 1))
-    assert info.value.day == date(2027, 3, 1)
 
 
 def test_overrides_come_first_and_complete_years_fall_back_to_weekdays() -> None:

@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gridline_boot.http import ApiError
+from gridline_calendar import DEFAULT_WORKING_HOURS, CalendarGapError, WorkCalendar
 
 from . import deadline_store, rankings, review, store, supervision
-from .calendar import DEFAULT_WORKING_HOURS, CalendarGapError, WorkCalendar
 from .domain import Clock, ClockError
 from .handlers import Escalation
 from .policy import DEFAULT_POLICIES, PolicyError, SlaPolicy, SlaRule, UnknownPolicyError, lookup_policy

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Literal, TypedDict
 
+from gridline_calendar import CalendarGapError, WorkCalendar
 from gridline_contracts.escalation import (
     ClockKind,
     EscalationRaisedV1,
@@ -42,7 +43,6 @@ from gridline_contracts.escalation import (
 )
 from gridline_contracts.intake import TicketDispatchedV1
 
-from .calendar import CalendarGapError, WorkCalendar
 from .policy import DueSource, EscalationStep, SlaPolicy, measure, plan_deadlines, shift
 
 ClockState = Literal["running", "paused", "stopped"]

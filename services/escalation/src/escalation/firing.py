@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridline_calendar import WorkCalendar
 from gridline_contracts.envelope import CONTENT_TYPE, H_CONTENT_TYPE, SPECVERSION
 from gridline_contracts.escalation import EscalationRaisedV1, SlaBreachedV1, SlaWarnedV1
 from gridline_contracts.topics import topic_for
 
 from . import supervision
-from .calendar import WorkCalendar
 from .domain import Planned
 
 # Fields every fired event takes from the clock row rather than from the plan.

@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridline_calendar import CalendarGapError, WorkCalendar
 from gridline_contracts.envelope import Envelope, EventData
 from gridline_contracts.escalation import EscalationRaisedV1, ReviewKind
 from gridline_contracts.intake import (
@@ -53,7 +54,6 @@ from gridline_messaging import outbox
 from gridline_messaging.consumer import Handler
 
 from . import deadline_store, domain, firing, metrics, repeat, review, store, supervision
-from .calendar import CalendarGapError, WorkCalendar
 from .domain import Clock, ClockError, SlaEvent
 from .policy import DEFAULT_POLICIES, SlaPolicy, UnknownPolicyError, lookup_policy, match_rule, resolve_policy
 

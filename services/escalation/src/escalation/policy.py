@@ -22,10 +22,9 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
+from gridline_calendar import WorkCalendar
 from gridline_contracts.escalation import EscalationAction, RecipientRole
 from gridline_contracts.intake import Priority
-
-from .calendar import WorkCalendar
 
 LimitKind = Literal["natural_hours", "working_hours", "working_days"]
 Anchor = Literal["start", "warn", "breach"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from gridline_calendar import CalendarGapError, WorkCalendar
 from gridline_contracts.escalation import (
     ReviewBreachedV1,
     ReviewClockStartedV1,
@@ -27,7 +28,6 @@ from gridline_contracts.escalation import (
     ReviewWarnedV1,
 )
 
-from .calendar import CalendarGapError, WorkCalendar
 from .policy import SlaPolicy, measure
 
 ReviewEvent = ReviewClockStartedV1 | ReviewWarnedV1 | ReviewBreachedV1 | ReviewEscalatedV1 | ReviewClockStoppedV1

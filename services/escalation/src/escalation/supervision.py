@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import cast, get_args
 
+from gridline_calendar import CalendarGapError, WorkCalendar
 from gridline_contracts.escalation import (
     EscalationRaisedV1,
     RecipientRole,
@@ -25,8 +26,6 @@ from gridline_contracts.escalation import (
     SupervisionOpenedV1,
     SupervisionOverdueV1,
 )
-
-from .calendar import CalendarGapError, WorkCalendar
 
 # Ladder actions that open a record, with the record kind.
 RECORD_KINDS = {

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gridline_calendar import CalendarGapError
+
 from . import metrics, rankings, store
-from .calendar import CalendarGapError
 from .handlers import Escalation
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from gridline_calendar import CalendarGapError
 from gridline_contracts.envelope import EventData
 from gridline_contracts.intake import (
     ActorRole,
@@ -63,7 +64,7 @@ from gridline_contracts.routing import (
     DispatchUnmergedV1,
 )
 
-from .workdays import CalendarGapError, WorkingDays
+from .workdays import WorkingDays
 
 
 class Status(StrEnum):

@@ -1,69 +1,34 @@
-"""Working days (工作日) for intake's request windows: 退单 within N working days of dispatch, 延期
-requested at least N working days before the deadline (domain §1.5: S8 "回退 within 2 working days").
+"""intake's request windows on the shared working calendar (:mod:`gridline_calendar`): 退单 within N
+working days of dispatch, 延期 requested at least N working days before the deadline (domain §1.5: S8
+"回退 within 2 working days"), and the tenants' overrides from ``CALENDAR_OVERRIDES`` (the same entries
+an operator makes in escalation's calendar API). A date nobody has data for is a
+:class:`gridline_calendar.CalendarGapError`, which the API answers as 503 ``calendar_gap``.
 
-Why a small calendar of intake's own: deadlines are escalation's (its ``WorkCalendar`` also does
-working hours and per-tenant windows, kept in escalation's database), and services do not import each
-other's code or read each other's schemas. Intake only needs "is this date a working day", so this
-is the same rule on the same data — a tenant's overrides (``CALENDAR_OVERRIDES``, the same entries an
-operator makes in escalation's calendar API), then ``chinese_calendar`` (statutory holidays, 调休 and
-补班) — in one pure function, and never a guess: a date nobody has data for is a
-:class:`CalendarGapError`, which the API answers as 503 ``calendar_gap``.
-
-Counting follows escalation and 民法典 §201: the day the window opens is not counted; the window
-closes at the end (24:00, local time) of the Nth working day after it.
+What intake adds to the shared calendar: its windows close at the end (24:00, local time) of the Nth
+working day, not at close of business; the day the window opens is not counted (民法典 §201).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
-from types import MappingProxyType
-from zoneinfo import ZoneInfo
 
-import chinese_calendar
+from gridline_calendar import CalendarGapError, WorkCalendar
 
-TZ = "Asia/Shanghai"
 _MAX_SCAN_DAYS = 3 * 366  # a window longer than this means the data is wrong, not that we should loop
 
 
-class CalendarGapError(LookupError):
-    """No working-day data for ``day``: no tenant override, and chinese_calendar does not cover its year."""
-
-    code = "calendar_gap"
-
-    def __init__(self, day: date) -> None:
-        super().__init__(f"no working-day data for {day.isoformat()}: enter {day.year}'s holiday notice as overrides")
-        self.day = day
-
-
-@dataclass(frozen=True)
-class WorkingDays:
-    """One tenant's working days: overrides first; a year in ``complete_years`` (its holiday notice
-    entered in full as overrides) is Monday–Friday elsewhere; then chinese_calendar; else a gap."""
-
-    overrides: Mapping[date, bool] = field(default_factory=lambda: MappingProxyType({}))
-    complete_years: Collection[int] = ()
-    tz: str = TZ
-
-    def is_workday(self, d: date) -> bool:
-        if d in self.overrides:
-            return self.overrides[d]
-        if d.year in self.complete_years:
-            return d.weekday() < 5
-        try:
-            return bool(chinese_calendar.is_workday(d))
-        except NotImplementedError:
-            raise CalendarGapError(d) from None
+class WorkingDays(WorkCalendar):
+    """One tenant's calendar with intake's request-window rule."""
 
     def local_date(self, at: datetime) -> date:
         if at.tzinfo is None:
             raise ValueError("naive datetime")
-        return at.astimezone(ZoneInfo(self.tz)).date()
+        return at.astimezone(self.tz).date()
 
     def end_of(self, d: date) -> datetime:
         """24:00 local time of ``d``, as an aware instant."""
-        return datetime.combine(d + timedelta(days=1), time(0), ZoneInfo(self.tz))
+        return datetime.combine(d + timedelta(days=1), time(0), self.tz)
 
     def window_closed(self, opened: datetime, working_days: int, now: datetime) -> date | None:
         """The day a window of ``working_days`` opened at ``opened`` closed (at its end), if that is
@@ -95,7 +60,10 @@ class WorkingDays:
 
 
 def parse_overrides(raw: Mapping[str, object]) -> dict[str, WorkingDays]:
-    """``CALENDAR_OVERRIDES``: ``{tenant: {"days": {"2027-01-01": false, …}, "complete_years": [2027]}}``."""
+    """``CALENDAR_OVERRIDES``: ``{tenant: {"days": {"2027-01-01": false, …}, "complete_years": [2027]}}``.
+
+    ``complete_years`` (a year whose holiday notice is entered in full: Monday–Friday elsewhere) is the
+    shared calendar's ``override_years``."""
     out: dict[str, WorkingDays] = {}
     for tenant, spec in raw.items():
         if not isinstance(spec, Mapping):
@@ -109,5 +77,5 @@ def parse_overrides(raw: Mapping[str, object]) -> dict[str, WorkingDays]:
             if not isinstance(v, bool):
                 raise ValueError(f"calendar override {tenant} {k}: true (working day) or false (day off)")
             parsed[date.fromisoformat(str(k))] = v
-        out[str(tenant)] = WorkingDays(MappingProxyType(parsed), frozenset(int(y) for y in years))
+        out[str(tenant)] = WorkingDays(overrides=parsed, override_years=frozenset(int(y) for y in years))
     return out

@@ -106,10 +106,10 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.validation import explain_validity
 
+from gridline_calendar import DEFAULT_WORKING_HOURS, CalendarGapError, WorkCalendar, WorkingHours
 from gridline_geo.crs import CoordinateError, Crs, to_wgs84, validate
 
 from .gazetteer import ENTRY_KINDS, PARITIES, Gazetteer, GazetteerEntry, HouseNumberRange
-from .workdays import DEFAULT_CLOSE, WorkingDays
 
 BUNDLE_FORMAT = "gridline.directory-bundle.v1"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -366,7 +366,7 @@ class Bundle:
     gazetteer_prefixes: tuple[str, ...] = ()
     timezone: str = DEFAULT_TIMEZONE
     version: int | None = None
-    calendar: WorkingDays = field(default_factory=WorkingDays)
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
 
 
 @dataclass(frozen=True, eq=False)
@@ -382,7 +382,7 @@ class Directory:
     gazetteer: tuple[GazetteerEntry, ...] = ()
     gazetteer_prefixes: tuple[str, ...] = ()
     timezone: str = DEFAULT_TIMEZONE
-    calendar: WorkingDays = field(default_factory=WorkingDays)  # the tenant's 工作日 (退单 review window)
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)  # the tenant's 工作日 (退单 review window)
     _grids: Mapping[str, Grid] = field(init=False, repr=False)
     _units: Mapping[str, Unit] = field(init=False, repr=False)
     _categories: Mapping[str, Category] = field(init=False, repr=False)
@@ -824,13 +824,15 @@ def load_bundle(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Bun
     return bundle, out.report()
 
 
-def _parse_calendar(raw: Any, tz_name: str, out: _Collector) -> WorkingDays:
+def _parse_calendar(raw: Any, tz_name: str, out: _Collector) -> WorkCalendar:
+    """The bundle's ``calendar`` block: the tenant's overrides for the shared working calendar, and
+    its close of business (the 退单 review window ends then on its last working day)."""
     tz = tz_name if tz_name in _valid_zones(tz_name) else DEFAULT_TIMEZONE
     if raw is None:
-        return WorkingDays(tz=tz)
+        return WorkCalendar(tz)
     if not isinstance(raw, Mapping):
         out.error("bad_calendar", "calendar 应为对象 {overrides, override_years, close_of_business}")
-        return WorkingDays(tz=tz)
+        return WorkCalendar(tz)
     overrides: dict[date, bool] = {}
     raw_overrides = raw.get("overrides") or {}
     if not isinstance(raw_overrides, Mapping):
@@ -854,14 +856,34 @@ def _parse_calendar(raw: Any, tz_name: str, out: _Collector) -> WorkingDays:
         out.error("bad_calendar", "calendar.override_years 应为年份列表，如 [2027]")
     else:
         years = set(years_raw)
-    close = DEFAULT_CLOSE
+    hours = DEFAULT_WORKING_HOURS
     close_raw = raw.get("close_of_business")
     if close_raw is not None:
         try:
-            close = time.fromisoformat(str(close_raw))
+            hours = _hours_closing_at(time.fromisoformat(str(close_raw)))
         except ValueError:
-            out.error("bad_calendar", f"calendar.close_of_business {close_raw!r} 应为 HH:MM")
-    return WorkingDays(tz=tz, overrides=overrides, override_years=frozenset(years), close_of_business=close)
+            first = DEFAULT_WORKING_HOURS[0][0].strftime("%H:%M")
+            out.error("bad_calendar", f"calendar.close_of_business {close_raw!r} 应为晚于 {first} 的 HH:MM")
+    return WorkCalendar(tz, overrides, hours, override_years=years)
+
+
+def _hours_closing_at(close: time) -> WorkingHours:
+    """The default working-hour windows, the day's last one ending at ``close``: the bundle sets only
+    close of business, which is all the review window uses. ValueError if no window starts before it."""
+    windows = [(start, min(end, close)) for start, end in DEFAULT_WORKING_HOURS if start < close]
+    if not windows:
+        raise ValueError(f"no working-hour window starts before {close}")
+    windows[-1] = (windows[-1][0], close)
+    return tuple(windows)
+
+
+def calendar_gap_reason(gap: CalendarGapError) -> str:
+    """Why a review window has no deadline, worded for whoever maintains the tenant's directory bundle."""
+    day, year = gap.day.isoformat(), gap.day.year
+    return (
+        f"{day} 缺少工作日历数据：chinese_calendar 未收录 {year} 年，目录中也没有该日的覆盖；"
+        f"请在目录 calendar.overrides 中录入 {year} 年放假安排并把 {year} 列入 calendar.override_years"
+    )
 
 
 def _valid_zones(name: str) -> set[str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridline_calendar import CalendarGapError, WorkCalendar
 from gridline_contracts.envelope import Envelope, EventData
 from gridline_contracts.intake import (
     TicketDispatchedV1,
@@ -44,13 +45,13 @@ from .directory import (
     Issue,
     ValidationReport,
     assemble,
+    calendar_gap_reason,
     geojson_to_wgs84,
     load_bundle,
     load_geojson,
 )
 from .gazetteer import normalise
 from .gridindex import GridIndex
-from .workdays import CalendarGap, WorkingDays
 
 log = logging.getLogger(__name__)
 
@@ -343,14 +344,15 @@ class Routing:
         request = domain.ReturnRequest(e.ticket_id, e.unit_code or e.actor, e.reason_code, e.basis, e.at)
         loaded = await self.cache.get(session, env.tenant)
         directory = loaded.directory if loaded else None
-        calendar = directory.calendar if directory else WorkingDays()
+        calendar = directory.calendar if directory else WorkCalendar()
         due: datetime | None = None
         gap: str | None = None
         try:
-            due = calendar.review_due(e.at, self.returns.review_working_days)
-        except CalendarGap as exc:
+            # Close of business of the Nth working day after the request's day.
+            due = calendar.add_working_days(e.at, self.returns.review_working_days)
+        except CalendarGapError as exc:
             # Never a guessed deadline: the request waits for a dispatcher, and the gap is loud.
-            gap = exc.message
+            gap = calendar_gap_reason(exc)
             log.error("return request for ticket %s has no review deadline: %s", e.ticket_id, gap)
             metrics.CALENDAR_GAPS.inc()
         request_id = await store.add_return_request(

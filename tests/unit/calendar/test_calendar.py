@@ -1,4 +1,6 @@
-"""WorkCalendar: 工作日 with 调休, the override table, the 2027 gap, and 工作时 windows.
+"""The shared WorkCalendar (intake, routing and escalation count on it): 工作日 with 调休, the override
+table, the 2027 gap, year boundaries, and 工作时 windows. Each service's own additions are tested with
+the service (intake's request windows and CALENDAR_OVERRIDES, routing's bundle block).
 
 Real 2026 dates are from chinese_calendar 1.11.0 (State Council notice for 2026): National Day
 10-01..10-07 off with make-up working days Sun 09-20 and Sat 10-10; Spring Festival 02-15..02-23 off
@@ -7,12 +9,12 @@ with make-up Saturdays 02-14 and 02-28.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from escalation.calendar import CalendarGapError, WorkCalendar
+from gridline_calendar import DEFAULT_WORKING_HOURS, CalendarGapError, WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -50,6 +52,9 @@ class TestWorkdays:
         cal = WorkCalendar(overrides={date(2026, 11, 23): False, date(2026, 11, 22): True})
         assert not cal.is_workday(date(2026, 11, 23))  # a local holiday on a Monday
         assert cal.is_workday(date(2026, 11, 22))  # a local make-up Sunday
+        # …and counting follows them: Friday + 1 is the make-up Sunday, + 2 skips the local holiday.
+        assert cal.add_working_days(at(2026, 11, 20, 10), 1) == at(2026, 11, 22, 17, 30)
+        assert cal.add_working_days(at(2026, 11, 20, 10), 2) == at(2026, 11, 24, 17, 30)
 
     def test_2027_without_data_is_a_clear_error(self) -> None:
         with pytest.raises(CalendarGapError) as err:
@@ -119,8 +124,9 @@ class TestWorkingDays:
         assert CAL.add_working_days(at(2026, 11, 21, 10), 1, from_next_day=False) == at(2026, 11, 23, 17, 30)
 
     def test_crossing_into_2027_needs_data(self) -> None:
-        with pytest.raises(CalendarGapError):
+        with pytest.raises(CalendarGapError) as err:
             CAL.add_working_days(at(2026, 12, 28, 10), 5)
+        assert err.value.day == date(2027, 1, 1)  # the first day nobody knows, not the due day
         cal = WorkCalendar(overrides=NOTICE_2027, override_years={2027})
         # Mon 12-28: 29, 30, 31, (01-01 off, weekend), 01-04, 01-05.
         assert cal.add_working_days(at(2026, 12, 28, 10), 5) == at(2027, 1, 5, 17, 30)
@@ -135,12 +141,34 @@ class TestWorkingDays:
         due = CAL.add_working_days(start, 1)
         assert due == at(2026, 11, 24, 17, 30)
         assert due.tzinfo == SH
+        # The start's day is its day in the calendar's zone: 23:00 UTC on Tuesday is Wednesday there.
+        assert CAL.add_working_days(datetime(2026, 11, 17, 23, tzinfo=UTC), 1) == at(2026, 11, 19, 17, 30)
 
     def test_naive_and_non_positive_are_refused(self) -> None:
         with pytest.raises(ValueError):
             CAL.add_working_days(datetime(2026, 11, 23, 10), 1)
         with pytest.raises(ValueError):
             CAL.add_working_days(at(2026, 11, 23, 10), 0)
+
+    def test_years_without_a_working_day_are_a_gap_not_a_loop(self) -> None:
+        first = date(2026, 11, 24)
+        never = {date.fromordinal(first.toordinal() + i): False for i in range(4 * 366)}
+        cal = WorkCalendar(overrides=never, override_years={2027, 2028, 2029, 2030})
+        with pytest.raises(CalendarGapError):
+            cal.add_working_days(at(2026, 11, 23, 10), 1)
+
+
+class TestValue:
+    def test_equal_calendars_compare_and_hash_equal(self) -> None:
+        # Routing compares directory bundles, which carry the tenant's calendar.
+        a = WorkCalendar(overrides={date(2027, 1, 1): False}, override_years=[2027])
+        b = WorkCalendar("Asia/Shanghai", {date(2027, 1, 1): False}, DEFAULT_WORKING_HOURS, override_years={2027})
+        assert a == b and hash(a) == hash(b)
+        assert WorkCalendar() == WorkCalendar()
+        assert a != WorkCalendar()
+        assert WorkCalendar() != WorkCalendar(tz="Europe/Berlin")
+        assert WorkCalendar() != WorkCalendar(working_hours=((time(9), time(17)),))
+        assert WorkCalendar() != WorkCalendar(fallback="weekends_only")
 
 
 class TestWorkingHours:

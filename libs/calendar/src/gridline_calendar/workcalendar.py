@@ -1,4 +1,6 @@
-"""The working calendar every deadline is computed on: 工作日 with 调休, and 工作时 windows.
+"""The working calendar every Gridline service counts on: 工作日 with 调休, and 工作时 windows. Pure: the
+caller passes in a tenant's overrides and windows (each service keeps them its own way: escalation in
+its database, routing in the directory bundle, intake in ``CALENDAR_OVERRIDES``).
 
 Which days are working days, in this order (first answer wins):
 
@@ -7,11 +9,11 @@ Which days are working days, in this order (first answer wins):
    records a local holiday or a correction;
 2. for a year listed in ``override_years`` (its notice has been entered in full), any date not in the
    table is a working day exactly when it is Monday–Friday;
-3. ``chinese_calendar`` (statutory holidays, 调休 days off and 补班 make-up working days; it covers
-   2004–2026 and raises for other years, notify-providers-and-escalation.md §6.1);
+3. ``chinese_calendar`` (statutory holidays, 调休 days off and 补班 make-up working days; the pinned
+   1.11.0 covers 2004–2026 and raises for other years, notify-providers-and-escalation.md §6.1);
 4. otherwise :class:`CalendarGapError`, unless the calendar was built with
    ``fallback="weekends_only"``: then Monday–Friday, and :meth:`WorkCalendar.is_provisional` tells
-   the caller its deadline rests on a guess (reference §6.3: never a silent guess).
+   the caller its result rests on a guess (reference §6.3: never a silent guess).
 
 Counting N 工作日 (``add_working_days``): the day the clock starts is not counted; the deadline is the
 close of business of the Nth working day after it. Sources: the 12345 bureau rule that counts limits
@@ -23,7 +25,7 @@ last working-hour window of that day (17:30 by default). Some rules count the da
 start day as day 1 when it is a working day and the clock starts before its close of business.
 
 All arithmetic is done on absolute instants (UTC), so results are right in any zone, DST included;
-results are returned in the calendar's zone. Naive datetimes are refused.
+results are returned in the calendar's zone (Asia/Shanghai unless told). Naive datetimes are refused.
 """
 
 from __future__ import annotations
@@ -86,6 +88,22 @@ class WorkCalendar:
         self._fallback: Fallback = fallback
         self._hours = _validate_hours(working_hours)
         self._cache: dict[date, tuple[bool, bool]] = {}  # day -> (is_workday, known)
+
+    def _key(self) -> tuple[object, ...]:
+        return (self._tz.key, self._overrides, self._override_years, self._hours, self._fallback)
+
+    def __eq__(self, other: object) -> bool:
+        # Value semantics: a service can tell whether a reloaded tenant configuration changed its calendar.
+        return isinstance(other, WorkCalendar) and type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self._tz.key, frozenset(self._overrides.items()), self._override_years, self._hours))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self._tz.key!r}, {len(self._overrides)} overrides, {self._hours!r}, "
+            f"override_years={sorted(self._override_years)!r}, fallback={self._fallback!r})"
+        )
 
     @property
     def tz(self) -> ZoneInfo:
@@ -152,7 +170,7 @@ class WorkCalendar:
                 n -= 1
                 if n == 0:
                     return d
-        raise RuntimeError(f"fewer than the needed working days within {_MAX_SCAN_DAYS} days: check the overrides")
+        raise CalendarGapError(d)  # years without a working day: the overrides are wrong, so no answer
 
     # -- windows --------------------------------------------------------------------------------
 
