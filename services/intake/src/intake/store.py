@@ -410,12 +410,17 @@ async def insert_ticket(
     )
 
 
+# Every lifecycle change (dispatch recorded from routing's event, staff actions) writes the same
+# columns: one fixed statement, compiled and cached once, instead of a new one per call.
+_UPDATE_TICKET = (
+    ticket.update()
+    .where(ticket.c.id == bindparam("w_id", type_=Uuid), ticket.c.version == bindparam("w_version", type_=Integer))
+    .values(updated_at=func.now(), **{k: bindparam(k, type_=ticket.c[k].type) for k in LIFECYCLE_FIELDS})
+)
+
+
 async def update_ticket(session: AsyncSession, t: Ticket, expected_version: int) -> None:
-    res = await session.execute(
-        ticket.update()
-        .where(ticket.c.id == t.id, ticket.c.version == expected_version)
-        .values(updated_at=func.now(), **_values(t))
-    )
+    res = await session.execute(_UPDATE_TICKET, {"w_id": t.id, "w_version": expected_version, **_values(t)})
     if res.rowcount != 1:  # type: ignore[attr-defined]
         raise RuntimeError(f"ticket {t.id} changed concurrently")
 
