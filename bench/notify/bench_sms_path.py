@@ -43,6 +43,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import uvloop
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -50,6 +51,7 @@ from gridline_contracts.envelope import Envelope
 from gridline_contracts.escalation import SlaClockStartedV1
 from notify.providers.aliyun_sms import AliyunSmsClient
 from notify.providers.base import SmsMessage
+from notify.transport import make_client
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "330106"
@@ -82,8 +84,8 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
 
 async def bare_post(base_url: str, n: int, concurrency: int) -> dict[str, Any]:
     """The baseline: signed SendSms POSTs in a loop, `concurrency` in flight, nothing else."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+    # notify's own client (sharded pool, see notify.transport), sized for the same requests in flight.
+    async with make_client(concurrency, 30) as http:
         client = AliyunSmsClient(http, access_key_id="testId", access_key_secret="testSecret", base_url=base_url)
         queue = iter(range(n))
         outcomes: dict[str, int] = {}
@@ -245,7 +247,7 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{fake_port}/_fake/faults", fake)
         # As many requests in flight as notify can have (batch × pipelines), on the same fake.
         in_flight = args.concurrency * args.pipelines
-        baseline = asyncio.run(bare_post(f"http://127.0.0.1:{fake_port}", args.messages, in_flight))
+        baseline = uvloop.run(bare_post(f"http://127.0.0.1:{fake_port}", args.messages, in_flight))
         print("bare_post", baseline, flush=True)
         notify_cmd = [sys.executable, "-m", "notify", "run"]
         if args.profile:

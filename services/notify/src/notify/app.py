@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gridline_boot.db import create_engine, session_factory
+from gridline_boot.db import create_engine
 from gridline_boot.http import install_error_handlers, install_observability
 from gridline_boot.logging import configure_logging
 from gridline_messaging.consumer import Consumer
@@ -28,6 +29,8 @@ from .providers.wecom import WecomAppClient
 from .rules_api import build_rules_router
 from .sender import Route, Sender
 from .settings import NotifySettings, TemplateRef
+from .transport import make_client
+from .unit_of_work import FlushingSession
 
 
 def make_provider(
@@ -144,10 +147,11 @@ def create_app(settings: NotifySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, schema=store.SCHEMA)
-        sessions = session_factory(engine)
-        pool = settings.http_max_connections
-        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=30)
-        http = httpx.AsyncClient(timeout=settings.sms_timeout_s, limits=limits)
+        # Buffers the consumer's per-event writes and flushes them per batch (unit_of_work).
+        sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            engine, expire_on_commit=False, class_=FlushingSession
+        )
+        http = make_client(settings.http_max_connections, settings.sms_timeout_s)
         runtime = MessagingRuntime(settings, engine=engine, sessions=sessions, outbox=store.outbox, inbox=store.inbox)
         app.state.sessions = sessions
         app.state.runtime = runtime

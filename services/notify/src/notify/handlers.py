@@ -15,7 +15,7 @@ from gridline_contracts.intake import TicketClosedV1, TicketReceivedV1
 from gridline_messaging.consumer import Handler
 from gridline_pii import Keyring, KeyringError, lookup_hash, mask_phone
 
-from . import domain, metrics, planning, rules_store, store, syncback
+from . import domain, metrics, planning, rules_store, store, syncback, unit_of_work
 from .sender import PHONE_PURPOSE, tenant_limits
 
 log = logging.getLogger(__name__)
@@ -64,17 +64,41 @@ class Handlers:
     async def _record(
         self, session: AsyncSession, env: Envelope[Any], requests: list[domain.NotificationRequest]
     ) -> None:
+        # Resolved and inserted with the rest of the consumed batch, just before its commit.
+        unit_of_work.buffer(session, "notify.requests", self._flush).append((env, requests))
+
+    async def _flush(self, session: AsyncSession, items: list[tuple[Envelope[Any], list[Any]]]) -> None:
+        """A consumed batch's requests → notification rows: five round trips however large the batch."""
         now = datetime.now(UTC)
-        limits: domain.TenantLimits | None = None
         # Rules can re-route these requests, or add roles to an SLA event; nothing to do otherwise.
-        relevant = bool(requests) or isinstance(env.data, domain.SlaEvent)
-        tenant_rules = await rules_store.rules_for(session, env.tenant, env.data.TYPE) if relevant else {}
-        requests = requests + self._added_roles(env, requests, tenant_rules)
-        for req in requests:
-            sealed, masked, status, error, phone_hash = await self._resolve(session, env.tenant, req.recipient)
+        relevant = {(e.tenant, e.data.TYPE) for e, reqs in items if reqs or isinstance(e.data, domain.SlaEvent)}
+        rules_by = await rules_store.rules_for_many(session, relevant)
+        work: list[tuple[Envelope[Any], domain.NotificationRequest, dict[str, list[Any]]]] = []
+        for env, reqs in items:
+            tenant_rules = rules_by.get((env.tenant, env.data.TYPE), {})
+            work += [(env, r, tenant_rules) for r in reqs + self._added_roles(env, reqs, tenant_rules)]
+        directory = await store.get_recipients(
+            session,
+            {
+                (e.tenant, r.recipient.table_kind, r.recipient.ref)
+                for e, r, _ in work
+                if r.recipient.contact_token is None
+            },
+        )
+        resolved = [self._resolve(env.tenant, req.recipient, directory) for env, req, _ in work]
+        phones = [
+            (sealed, masked, phone_hash) if status == "pending" and sealed is not None else None
+            for sealed, masked, status, _error, phone_hash in resolved
+        ]
+        keys = [planning.reach_key(env.tenant, req, phone) for (env, req, _), phone in zip(work, phones, strict=True)]
+        reach = await rules_store.reach_many(session, {k for k in keys if k is not None})
+        holdable = {env.tenant for env, req, _ in work if req.holdable and req.recipient.kind == "reporter"}
+        overrides = await store.limits_for(session, sorted(holdable)) if holdable else {}
+        rows: list[dict[str, Any]] = []
+        for (env, req, tenant_rules), res, phone, key in zip(work, resolved, phones, keys, strict=True):
+            sealed, masked, status, error, phone_hash = res
             # Channels: the first reachable one in the rule/preference order; the rest are its fallbacks.
-            phone = (sealed, masked, phone_hash) if status == "pending" and sealed is not None else None
-            legs = await planning.legs_for(session, env.tenant, req, tenant_rules, phone)
+            legs = planning.legs_for(req, tenant_rules, phone, reach[key] if key else ({}, []))
             if legs is None:
                 continue  # the tenant's rule silences this role for this event
             channel, template, fallback = "sms", req.template, None
@@ -85,33 +109,32 @@ class Handlers:
                 fallback = [leg.as_json() for leg in rest] or None
             not_before = None
             if status == "pending" and req.holdable and req.recipient.kind == "reporter" and not req.urgent:
-                if limits is None:
-                    limits = tenant_limits(
-                        (await store.limits_for(session, [env.tenant])).get(env.tenant), self.defaults
-                    )
+                limits = tenant_limits(overrides.get(env.tenant), self.defaults)
                 not_before = domain.quiet_until(now, limits, citizen=True, urgent=req.urgent)
                 if not_before is not None:
                     metrics.DEFERRALS.labels("quiet_hours").inc()
-            await store.add_notification(
-                session,
-                id=uuid.uuid4(),
-                dedupe_key=req.dedupe_key,
-                tenant=env.tenant,
-                ticket_id=req.ticket_id,
-                channel=channel,
-                template=template,
-                params=req.params,
-                recipient_kind=req.recipient.kind,
-                recipient_ref=req.recipient.ref,
-                address_sealed=sealed,
-                masked_recipient=masked,
-                status=status,
-                last_code=error,
-                recipient_hash=phone_hash,
-                urgent=req.urgent,
-                next_attempt_at=not_before or now,
-                fallback=fallback,
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "dedupe_key": req.dedupe_key,
+                    "tenant": env.tenant,
+                    "ticket_id": req.ticket_id,
+                    "channel": channel,
+                    "template": template,
+                    "params": req.params,
+                    "recipient_kind": req.recipient.kind,
+                    "recipient_ref": req.recipient.ref,
+                    "address_sealed": sealed,
+                    "masked_recipient": masked,
+                    "status": status,
+                    "last_code": error,
+                    "recipient_hash": phone_hash,
+                    "urgent": req.urgent,
+                    "next_attempt_at": not_before or now,
+                    "fallback": fallback,
+                }
             )
+        await store.add_notifications(session, rows)
 
     @staticmethod
     def _added_roles(
@@ -124,8 +147,8 @@ class Handlers:
         added = {role: steps[0].template for role, steps in tenant_rules.items() if steps and role not in named}
         return domain.for_added_roles(env.id, env.data, list(added), added) if added else []
 
-    async def _resolve(
-        self, session: AsyncSession, tenant: str, r: domain.Recipient
+    def _resolve(
+        self, tenant: str, r: domain.Recipient, directory: dict[tuple[str, str, str], Any]
     ) -> tuple[str | None, str, str, str | None, str | None]:
         """(sealed phone, masked phone, status, error code, lookup hash): re-sealed under notify's own key."""
         if r.contact_token is not None:
@@ -135,7 +158,7 @@ class Handlers:
                 log.error("contact token does not open with the transit keyring")
                 return None, "—", "failed", "bad_contact_token", None
             return self.pii.seal(phone, PHONE_PURPOSE), mask_phone(phone), "pending", None, self._hash(phone)
-        row = await store.get_recipient(session, tenant, r.table_kind, r.ref)
+        row = directory.get((tenant, r.table_kind, r.ref))
         if row is None:
             log.warning("no %s recipient %s in tenant %s", r.table_kind, r.ref, tenant)
             return None, "—", "failed", "no_recipient", None

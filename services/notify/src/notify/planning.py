@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from . import domain, rules, rules_store
+from . import domain, rules
 
 # Purposes the non-SMS addresses are sealed with (SMS numbers use sender.PHONE_PURPOSE).
 ADDRESS_PURPOSE = {"wechat": "recipient-wechat-openid", "wecom": "recipient-wecom-userid"}
@@ -37,26 +35,32 @@ def role_of(r: domain.Recipient) -> str:
     return r.role or "unit_liaison"
 
 
-async def legs_for(
-    session: AsyncSession,
-    tenant: str,
+def reach_key(
+    tenant: str, req: domain.NotificationRequest, phone: tuple[str, str, str | None] | None
+) -> tuple[str, str, str] | None:
+    """Where the recipient's other addresses and preferences are stored: (tenant, kind, ref)."""
+    if role_of(req.recipient) == rules.CITIZEN:
+        ref = phone[2] if phone else None
+        return (tenant, rules.CITIZEN, ref) if ref else None
+    return tenant, req.recipient.table_kind, req.recipient.ref
+
+
+def legs_for(
     req: domain.NotificationRequest,
     tenant_rules: dict[str, list[rules.Step]],
     phone: tuple[str, str, str | None] | None,
+    reach: tuple[dict[str, Any], list[str]],
 ) -> list[Leg] | None:
     """The legs in sending order; [] when the recipient is reachable on none; None when a tenant rule
-    silences this role for the event. ``phone`` = (sealed, masked, hash) when an SMS number is known."""
+    silences this role for the event. ``phone`` = (sealed, masked, hash) when an SMS number is known;
+    ``reach`` = the recipient's other addresses (channel → row) and preferred order (`reach_key`)."""
     role = role_of(req.recipient)
     steps = tenant_rules.get(role)
     if steps is not None and not steps:
         return None
     if steps is None:
         steps = rules.default_steps(role, req.template)
-    if role == rules.CITIZEN:
-        kind, ref = rules.CITIZEN, phone[2] if phone else None
-    else:
-        kind, ref = req.recipient.table_kind, req.recipient.ref
-    addresses, preferred = await rules_store.reach(session, tenant, kind, ref) if ref else ({}, [])
+    addresses, preferred = reach
     reachable = set(addresses) | ({"sms"} if phone else set())
     legs: list[Leg] = []
     for step in rules.plan(steps, reachable, preferred):

@@ -147,3 +147,56 @@ async def reach(session: AsyncSession, tenant: str, kind: str, ref: str) -> tupl
     addresses = {r.channel: r for r in rows if r.channel is not None}
     pref = next((list(r.channels) for r in rows if r.channel is None), [])
     return addresses, pref
+
+
+_RULES_MANY = text(
+    """
+    SELECT r.tenant, r.event_type, r.role, r.steps
+      FROM notify.tenant_rule r
+      JOIN unnest(CAST(:tenants AS text[]), CAST(:types AS text[])) AS k(tenant, event_type)
+        ON (r.tenant, r.event_type) = (k.tenant, k.event_type)
+    """
+)
+
+
+async def rules_for_many(
+    session: AsyncSession, pairs: set[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, list[rules.Step]]]:
+    """`rules_for` for every (tenant, event type) of a consumed batch, in one round trip."""
+    out: dict[tuple[str, str], dict[str, list[rules.Step]]] = {pair: {} for pair in pairs}
+    if not pairs:
+        return out
+    t, e = (list(col) for col in zip(*sorted(pairs), strict=True))
+    for r in await session.execute(_RULES_MANY, {"tenants": t, "types": e}):
+        out[(r.tenant, r.event_type)][r.role] = _steps(r.steps)
+    return out
+
+
+_REACH_MANY = text(
+    """
+    WITH k(tenant, kind, ref) AS (
+        SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:kinds AS text[]), CAST(:refs AS text[])))
+    SELECT c.tenant, c.kind, c.ref, c.channel, c.address_sealed, c.masked, NULL::jsonb AS channels
+      FROM notify.recipient_channel c JOIN k ON (c.tenant, c.kind, c.ref) = (k.tenant, k.kind, k.ref)
+    UNION ALL
+    SELECT p.tenant, p.kind, p.ref, NULL, NULL, NULL, p.channels
+      FROM notify.recipient_pref p JOIN k ON (p.tenant, p.kind, p.ref) = (k.tenant, k.kind, k.ref)
+    """
+)
+
+Reach = tuple[dict[str, Any], list[str]]
+
+
+async def reach_many(session: AsyncSession, keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], Reach]:
+    """`reach` for every (tenant, kind, ref) of a consumed batch, in one round trip."""
+    out: dict[tuple[str, str, str], Reach] = {key: ({}, []) for key in keys}
+    if not keys:
+        return out
+    t, k, r = (list(col) for col in zip(*sorted(keys), strict=True))
+    for row in await session.execute(_REACH_MANY, {"tenants": t, "kinds": k, "refs": r}):
+        addresses, _ = out[(row.tenant, row.kind, row.ref)]
+        if row.channel is not None:
+            addresses[row.channel] = row
+        else:
+            out[(row.tenant, row.kind, row.ref)] = (addresses, list(row.channels))
+    return out

@@ -181,6 +181,32 @@ async def get_recipient(session: AsyncSession, tenant: str, kind: str, ref: str)
     ).first()
 
 
+_RECIPIENTS = text(
+    """
+    SELECT r.tenant, r.kind, r.ref, r.phone_sealed, r.masked
+      FROM notify.recipient r
+      JOIN unnest(CAST(:tenants AS text[]), CAST(:kinds AS text[]), CAST(:refs AS text[])) AS k(tenant, kind, ref)
+        ON (r.tenant, r.kind, r.ref) = (k.tenant, k.kind, k.ref)
+    """
+)
+
+
+async def get_recipients(session: AsyncSession, keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], Any]:
+    """(tenant, kind, ref) → recipient row, for a whole consumed batch in one round trip."""
+    if not keys:
+        return {}
+    t, k, r = (list(col) for col in zip(*sorted(keys), strict=True))
+    rows = await session.execute(_RECIPIENTS, {"tenants": t, "kinds": k, "refs": r})
+    return {(row.tenant, row.kind, row.ref): row for row in rows}
+
+
+async def add_notifications(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert a batch's notifications in one statement; a dedupe key already there is skipped."""
+    if rows:
+        stmt = insert(notification).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        await session.execute(stmt, rows)
+
+
 async def upsert_recipient(session: AsyncSession, **values: Any) -> None:
     stmt = insert(recipient).values(**values)
     stmt = stmt.on_conflict_do_update(
