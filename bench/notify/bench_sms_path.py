@@ -68,6 +68,51 @@ def new_key(kid: str) -> str:
     return f"{kid}:{base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip('=')}"
 
 
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn workers)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pids += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far: everyone's work, not only ours."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+class CpuMeter:
+    """CPU used per message by notify, the fake and the whole machine during one measurement."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: proc_cpu_s(pid) for name, pid in pids.items()}
+        self.machine = machine_cpu_s()
+
+    def per_message_ms(self, n: int) -> dict[str, float]:
+        out = {
+            f"{name}_cpu_ms": round((proc_cpu_s(pid) - self.start[name]) * 1000 / n, 3)
+            for name, pid in self.pids.items()
+        }
+        busy, total = machine_cpu_s()
+        out["machine_busy_cpu_ms"] = round((busy - self.machine[0]) * 1000 / n, 3)
+        out["machine_busy_fraction"] = round((busy - self.machine[0]) / max(total - self.machine[1], 1e-9), 3)
+        return out
+
+
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -247,7 +292,9 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{fake_port}/_fake/faults", fake)
         # As many requests in flight as notify can have (batch × pipelines), on the same fake.
         in_flight = args.concurrency * args.pipelines
+        meter = CpuMeter({"fake": fake.pid, "bench_client": os.getpid()})
         baseline = uvloop.run(bare_post(f"http://127.0.0.1:{fake_port}", args.messages, in_flight))
+        baseline["cpu_per_message"] = meter.per_message_ms(args.messages)
         print("bare_post", baseline, flush=True)
         notify_cmd = [sys.executable, "-m", "notify", "run"]
         if args.profile:
@@ -261,7 +308,9 @@ def main() -> None:
             start_new_session=True,
         )
         wait_http(f"http://127.0.0.1:{notify_port}/readyz", notify)
+        meter = CpuMeter({"fake": fake.pid, "notify": notify.pid})
         full = asyncio.run(full_path(kafka, topic, db_url, f"http://127.0.0.1:{notify_port}", args.messages, run))
+        full["cpu_per_message"] = meter.per_message_ms(args.messages)
         print("full_path", full, flush=True)
     finally:
         if notify is not None and notify.poll() is None:
